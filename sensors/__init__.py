@@ -1,0 +1,1 @@
+"""Sensor catalogue, canonical reading, payload codecs, topic scheme and fleet simulator."""
