@@ -1,0 +1,119 @@
+"""The one settings object: environment variables (CIVICPULSE_*) overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+PREFIX = "CIVICPULSE_"
+
+
+def _default_data_dir() -> str:
+    return str(Path(platformdirs.user_data_dir("civicpulse")))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a civicpulse process is configured with; read once at start-up.
+
+    Each field maps to the environment variable ``CIVICPULSE_<FIELD NAME UPPER-CASED>``;
+    ``doc`` metadata is what the README's configuration table says.
+    """
+
+    mqtt_url: str = field(
+        default="mqtt://127.0.0.1:1883", metadata={"doc": "MQTT broker URL (mqtt://user:pass@host:port)"}
+    )
+    kafka_bootstrap: str = field(
+        default="127.0.0.1:9092", metadata={"doc": "Kafka bootstrap servers, comma-separated"}
+    )
+    database_url: str = field(
+        default="postgresql://postgres@127.0.0.1:5432/civicpulse",
+        metadata={"doc": "PostgreSQL/TimescaleDB URL (libpq form)"},
+    )
+    readings_topic: str = field(
+        default="civicpulse.readings.v1", metadata={"doc": "Kafka topic of canonical readings"}
+    )
+    deadletter_topic: str = field(
+        default="civicpulse.deadletter.v1", metadata={"doc": "Kafka topic of rejected messages"}
+    )
+    kafka_partitions: int = field(
+        default=6, metadata={"doc": "Partitions when the bridge creates the topics"}
+    )
+    kafka_replication: int = field(
+        default=1, metadata={"doc": "Replication factor when the bridge creates the topics"}
+    )
+    mqtt_share_group: str = field(
+        default="civicpulse-ingest",
+        metadata={"doc": "Shared-subscription group the bridges split the load in"},
+    )
+    mqtt_client_id: str = field(
+        default="civicpulse-ingest-1",
+        metadata={"doc": "Bridge MQTT client id; keep it stable so its session survives restarts"},
+    )
+    mqtt_session_expiry_s: int = field(
+        default=86400, metadata={"doc": "How long the broker keeps a stopped bridge's queue"}
+    )
+    max_payload_bytes: int = field(
+        default=262144, metadata={"doc": "Largest MQTT payload decoded; larger ones are dead-lettered"}
+    )
+    max_past_s: int = field(
+        default=7 * 86400, metadata={"doc": "Oldest reading accepted, seconds before receipt"}
+    )
+    max_future_s: int = field(
+        default=300, metadata={"doc": "Newest reading accepted, seconds after receipt (clock skew)"}
+    )
+    faust_app_id: str = field(
+        default="civicpulse-processor", metadata={"doc": "Faust app id (consumer group)"}
+    )
+    batch_size: int = field(
+        default=2000, metadata={"doc": "Readings per database batch (stream processors)"}
+    )
+    batch_seconds: float = field(
+        default=0.5, metadata={"doc": "Longest wait before a partial batch is written"}
+    )
+    data_dir: str = field(
+        default_factory=_default_data_dir,
+        metadata={"doc": "Embedded mode: where the database and journal live"},
+    )
+    log_level: str = field(default="INFO", metadata={"doc": "Logging level"})
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Environment first, then every non-``None`` override (CLI flags) on top."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.type, raw, f.name)
+        settings = cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **given) if given else settings
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) rows for the README."""
+        rows = []
+        for f in fields(cls):
+            default = f.default if f.default_factory is MISSING else "(platform data dir)"
+            rows.append((PREFIX + f.name.upper(), str(default), str(f.metadata.get("doc", ""))))
+        return rows
+
+
+def _coerce(type_name: object, raw: str, name: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

@@ -1,0 +1,53 @@
+"""The composition root: build each process's parts from the one settings object."""
+
+from __future__ import annotations
+
+import logging
+
+from civicpulse.settings import Settings
+from ingest.bridge import Bridge, BridgeConfig, limits_from
+
+
+def configure_logging(settings: Settings) -> None:
+    """One log format for every civicpulse process."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("kafka", "aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def build_bridge(settings: Settings) -> Bridge:
+    """The MQTT → Kafka bridge as configured."""
+    return Bridge(
+        BridgeConfig(
+            mqtt_url=settings.mqtt_url,
+            kafka_bootstrap=settings.kafka_bootstrap,
+            readings_topic=settings.readings_topic,
+            deadletter_topic=settings.deadletter_topic,
+            client_id=settings.mqtt_client_id,
+            share_group=settings.mqtt_share_group,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            partitions=settings.kafka_partitions,
+            replication=settings.kafka_replication,
+            limits=limits_from(settings.max_payload_bytes, settings.max_past_s,
+                               settings.max_future_s),
+        )
+    )
+
+
+def build_faust_app(settings: Settings):  # type: ignore[no-untyped-def]
+    """The Faust app (imported lazily: faust is heavy and only workers need it)."""
+    from stream_processors.engines.faust_engine import create_app
+
+    return create_app(
+        app_id=settings.faust_app_id,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        database_url=settings.database_url,
+        readings_topic=settings.readings_topic,
+        deadletter_topic=settings.deadletter_topic,
+        partitions=settings.kafka_partitions,
+        batch_size=settings.batch_size,
+        batch_seconds=settings.batch_seconds,
+    )

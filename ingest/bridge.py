@@ -1,0 +1,261 @@
+"""MQTT → Kafka bridge: a QoS 1 message is acknowledged only after Kafka acknowledged it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from kafka import KafkaProducer
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list, ensure_topics
+from ingest.mqtt_url import parse_mqtt_url
+from sensors.codecs import decode_message
+from sensors.deadletter import DeadLetter
+from sensors.errors import RejectedPayload
+from sensors.reading import encode_reading
+from sensors.topics import SUBSCRIPTION_FILTER
+from sensors.validation import Limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """What one bridge process needs (built from the settings by the composition root)."""
+
+    mqtt_url: str
+    kafka_bootstrap: str
+    readings_topic: str
+    deadletter_topic: str
+    client_id: str
+    share_group: str
+    session_expiry_s: int
+    partitions: int
+    replication: int
+    limits: Limits
+    receive_maximum: int = 1000
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    """Running totals, logged periodically."""
+
+    messages: int = 0
+    readings: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    acked: int = 0
+    kafka_failures: int = 0
+
+
+class _PendingAck:
+    """Acks one MQTT message once every Kafka send made for it has succeeded."""
+
+    __slots__ = ("failed", "generation", "lock", "mid", "qos", "remaining")
+
+    def __init__(self, mid: int, qos: int, remaining: int, generation: int) -> None:
+        self.mid, self.qos, self.remaining, self.generation = mid, qos, remaining, generation
+        self.failed = False
+        self.lock = threading.Lock()
+
+
+class Bridge:
+    """Subscribes (shared, QoS 1) to every sensor topic and feeds Kafka.
+
+    Valid readings go to the readings topic keyed by sensor id; rejects go to the
+    dead-letter topic with reason, raw bytes, MQTT topic and receive time. Should Kafka
+    fail a send, the bridge drops its MQTT connection without acking: the broker keeps
+    the message in the bridge's persistent session and redelivers it on reconnect.
+    """
+
+    def __init__(self, config: BridgeConfig, clock: Callable[[], datetime] | None = None) -> None:
+        self._config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._endpoint = parse_mqtt_url(config.mqtt_url)
+        self._stopping = threading.Event()
+        self._generation = 0
+        self._last_summary = time.monotonic()
+        self.stats = BridgeStats()
+        self._producer: KafkaProducer | None = None
+        self._client = self._make_client()
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self._config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self._endpoint.username:
+            client.username_pw_set(self._endpoint.username, self._endpoint.password)
+        if self._endpoint.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        return client
+
+    def _make_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap_list(self._config.kafka_bootstrap),
+            acks="all",
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_request_size=MAX_MESSAGE_BYTES,
+            max_block_ms=10_000,
+            client_id=self._config.client_id,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def run(self) -> None:
+        """Connect to Kafka and MQTT and bridge until :meth:`stop` (or SIGTERM/SIGINT)."""
+        c = self._config
+        ensure_topics(
+            c.kafka_bootstrap, c.readings_topic, c.deadletter_topic,
+            partitions=c.partitions, replication=c.replication,
+        )
+        self._producer = self._make_producer()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = c.session_expiry_s
+        props.ReceiveMaximum = c.receive_maximum
+        log.info(
+            "bridge %s: MQTT %s:%d ($share/%s/%s) → Kafka %s (%s, dead letters %s)",
+            c.client_id, self._endpoint.host, self._endpoint.port, c.share_group,
+            SUBSCRIPTION_FILTER, c.kafka_bootstrap, c.readings_topic, c.deadletter_topic,
+        )
+        while not self._stopping.is_set():
+            try:
+                self._client.connect(
+                    self._endpoint.host, self._endpoint.port, keepalive=30,
+                    clean_start=False, properties=props,
+                )
+                self._client.loop_forever(retry_first_connection=True)
+            except OSError as exc:
+                log.warning("MQTT broker %s:%d unreachable: %s; retrying",
+                            self._endpoint.host, self._endpoint.port, exc)
+            if not self._stopping.is_set():
+                time.sleep(1.0)
+        self._shutdown()
+
+    def stop(self) -> None:
+        """Flush Kafka (so pending acks go out), then leave MQTT; safe from signal handlers."""
+        self._stopping.set()
+        if self._producer is not None:
+            self._producer.flush(timeout=10)
+        self._client.disconnect()
+
+    def install_signal_handlers(self) -> None:
+        """Stop cleanly on SIGTERM and SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _shutdown(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(timeout=10)
+            self._producer.close(timeout=10)
+        self._log_summary(force=True)
+
+    # -- MQTT callbacks (network thread) --------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT connect refused: %s", reason)
+            return
+        self._generation += 1
+        topic = f"$share/{self._config.share_group}/{SUBSCRIPTION_FILTER}"
+        client.subscribe(topic, options=SubscribeOptions(qos=1))
+        log.info("MQTT connected (session present: %s), subscribed to %s",
+                 _f.session_present, topic)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not self._stopping.is_set():
+            log.warning("MQTT disconnected (%s); unacked messages will be redelivered", reason)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._bridge_message(msg)
+        except Exception:  # never let one message kill the bridge: keep it unacked instead
+            log.exception("unexpected error bridging a message on %r; left unacked", msg.topic)
+        self._log_summary()
+
+    def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
+        assert self._producer is not None
+        received = self._clock()
+        topic = bytes(msg._topic).decode("utf-8", "replace")  # noqa: SLF001 - .topic raises
+        payload = bytes(msg.payload)
+        self.stats.messages += 1
+        try:
+            readings = decode_message(topic, payload, received, self._config.limits)
+        except RejectedPayload as exc:
+            self.stats.rejected[exc.reason.value] += 1
+            log.debug("rejected %s on %s: %s", exc.reason.value, topic, exc.detail)
+            letter = DeadLetter(exc.reason.value, exc.detail, payload, topic, received)
+            futures = [
+                self._producer.send(
+                    self._config.deadletter_topic, key=topic.encode("utf-8", "replace"),
+                    value=payload, headers=letter.headers(),
+                )
+            ]
+        else:
+            self.stats.readings += len(readings)
+            futures = [
+                self._producer.send(
+                    self._config.readings_topic, key=r.sensor_id.encode(), value=encode_reading(r)
+                )
+                for r in readings
+            ]
+        if msg.qos == 0:
+            return
+        pending = _PendingAck(msg.mid, msg.qos, len(futures), self._generation)
+        for future in futures:
+            future.add_callback(self._sent, pending)
+            future.add_errback(self._send_failed, pending)
+
+    # -- Kafka callbacks (producer I/O thread) --------------------------------------------
+    def _sent(self, pending: _PendingAck, _metadata: Any) -> None:
+        with pending.lock:
+            pending.remaining -= 1
+            done = pending.remaining == 0 and not pending.failed
+        if done and pending.generation == self._generation:
+            self._client.ack(pending.mid, pending.qos)
+            self.stats.acked += 1
+
+    def _send_failed(self, pending: _PendingAck, exc: BaseException) -> None:
+        with pending.lock:
+            first = not pending.failed
+            pending.failed = True
+        if first:
+            self.stats.kafka_failures += 1
+            log.error("Kafka send failed (%s); reconnecting MQTT so the broker redelivers", exc)
+            self._client.disconnect()
+
+    def _log_summary(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_summary < 10.0:
+            return
+        self._last_summary = now
+        s = self.stats
+        log.info(
+            "bridge: %d messages, %d readings, %d acked, rejected %s, kafka failures %d",
+            s.messages, s.readings, s.acked, dict(s.rejected) or "none", s.kafka_failures,
+        )
+
+
+def limits_from(max_payload_bytes: int, max_past_s: int, max_future_s: int) -> Limits:
+    """Build validation limits from plain settings values."""
+    return Limits(
+        max_payload_bytes=max_payload_bytes,
+        max_past=timedelta(seconds=max_past_s),
+        max_future=timedelta(seconds=max_future_s),
+    )

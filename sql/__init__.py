@@ -1,0 +1,1 @@
+"""Numbered, idempotent SQL migrations; the read contract lives in these files."""

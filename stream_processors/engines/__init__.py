@@ -1,0 +1,1 @@
+"""Stream engines that drive the shared pipeline: Faust over Kafka, and the embedded one."""

@@ -1,0 +1,80 @@
+"""The processing pipeline both stream engines drive: prepare a batch, store it, retry."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sensors.reading import Reading
+from stream_processors.core.batch import PoisonRecord, prepare_batch
+from stream_processors.storage import ReadingStore, StoreUnavailable, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Running totals for logs and live views."""
+
+    batches: int = 0
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    poison: int = 0
+    store_retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """A stored batch, and the poison records the engine must dead-letter before acking."""
+
+    write: WriteResult
+    poison: list[PoisonRecord] = field(default_factory=list)
+
+
+class ReadingPipeline:
+    """Takes raw ``readings``-topic values, stores them exactly once, reports poison records.
+
+    ``process`` returns only once the batch is committed to the database: an engine then
+    dead-letters the poison records and only after that commits its source offsets (Kafka)
+    or acknowledges its messages (embedded).
+    """
+
+    def __init__(
+        self,
+        store: ReadingStore,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._sleep = sleep
+        self._max_backoff_s = max_backoff_s
+        self.stats = PipelineStats()
+
+    def process(self, values: Sequence[bytes]) -> BatchOutcome:
+        """Store one batch; blocks and retries with backoff while the database is down."""
+        batch = prepare_batch(values)
+        self.stats.poison += len(batch.poison)
+        result = self._write_with_retry(batch.readings)
+        self.stats.batches += 1
+        self.stats.received += len(values)
+        self.stats.stored += result.inserted
+        self.stats.duplicates += result.duplicates + batch.duplicates_in_batch
+        return BatchOutcome(result, batch.poison)
+
+    def _write_with_retry(self, readings: Sequence[Reading]) -> WriteResult:
+        delay = 0.2
+        while True:
+            try:
+                return self._store.write(readings)
+            except StoreUnavailable as exc:
+                self.stats.store_retries += 1
+                log.warning(
+                    "database unavailable, holding %d readings and retrying in %.1fs: %s",
+                    len(readings), delay, exc,
+                )
+                self._sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)

@@ -1,0 +1,125 @@
+"""The batched, idempotent readings sink: raw rows and their one-minute aggregates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from sensors.reading import Reading
+from stream_processors.storage.connection import StoreUnavailable, connect
+
+log = logging.getLogger(__name__)
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS readings_stage (
+    time timestamptz, council text, sensor_id text, kind text, metric text,
+    value double precision, unit text, received_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_COPY = (
+    "COPY readings_stage (time, council, sensor_id, kind, metric, value, unit, received_at)"
+    " FROM STDIN"
+)
+
+_INSERT_RAW = """
+WITH inserted AS (
+    INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
+    SELECT DISTINCT ON (sensor_id, metric, time)
+           time, council, sensor_id, kind, metric, value, unit, received_at
+      FROM readings_stage
+     ORDER BY sensor_id, metric, time, received_at
+    ON CONFLICT (sensor_id, metric, time) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+
+# Every minute the batch touched is recomputed from the stored raw rows, so the aggregate
+# stays a pure function of `readings` whatever order, replay or lateness brought them.
+_REFRESH_1M = """
+WITH touched AS (
+    SELECT DISTINCT sensor_id, metric, date_trunc('minute', time) AS bucket
+      FROM readings_stage
+)
+INSERT INTO readings_1m (bucket, council, sensor_id, kind, metric,
+                         n, min, max, mean, last, last_time)
+SELECT t.bucket, min(r.council), r.sensor_id, min(r.kind), r.metric,
+       count(*), min(r.value), max(r.value), avg(r.value),
+       (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)
+  FROM touched t
+  JOIN readings r
+    ON r.sensor_id = t.sensor_id AND r.metric = t.metric
+   AND r.time >= t.bucket AND r.time < t.bucket + INTERVAL '1 minute'
+ GROUP BY t.bucket, r.sensor_id, r.metric
+ON CONFLICT (sensor_id, metric, bucket) DO UPDATE
+   SET council = EXCLUDED.council, kind = EXCLUDED.kind, n = EXCLUDED.n,
+       min = EXCLUDED.min, max = EXCLUDED.max, mean = EXCLUDED.mean,
+       last = EXCLUDED.last, last_time = EXCLUDED.last_time
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one batch write did."""
+
+    received: int
+    inserted: int
+    minutes_refreshed: int
+
+    @property
+    def duplicates(self) -> int:
+        """Readings already stored (replays, redeliveries) that were skipped."""
+        return self.received - self.inserted
+
+
+class ReadingStore:
+    """Writes batches of canonical readings in one transaction each; safe to replay.
+
+    Raises :class:`StoreUnavailable` when the database is down; the caller keeps the
+    batch (does not commit its source offsets) and retries.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self._conninfo)
+            self._conn.execute(_STAGE)
+            self._conn.commit()
+        return self._conn
+
+    def write(self, readings: Sequence[Reading]) -> WriteResult:
+        """Store ``readings`` (duplicates skipped) and refresh their one-minute aggregates."""
+        if not readings:
+            return WriteResult(0, 0, 0)
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(_COPY) as copy:
+                    for r in readings:
+                        copy.write_row(
+                            (r.time, r.council, r.sensor_id, r.kind, r.metric, r.value,
+                             r.unit, r.received_at)
+                        )
+                row = cur.execute(_INSERT_RAW).fetchone()
+                inserted = int(row[0]) if row else 0
+                cur.execute(_REFRESH_1M)
+                refreshed = cur.rowcount
+            return WriteResult(len(readings), inserted, refreshed)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(f"database write failed: {exc}".splitlines()[0]) from exc
+
+    def close(self) -> None:
+        """Close the connection (a later write reconnects)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
