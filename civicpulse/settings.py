@@ -59,7 +59,7 @@ class Settings:
         default=86400, metadata={"doc": "How long the broker keeps a stopped bridge's queue"}
     )
     max_payload_bytes: int = field(
-        default=262144, metadata={"doc": "Largest MQTT payload decoded; larger ones are dead-lettered"}
+        default=262144, metadata={"doc": "Largest MQTT payload decoded; larger are dead-lettered"}
     )
     max_past_s: int = field(
         default=7 * 86400, metadata={"doc": "Oldest reading accepted, seconds before receipt"}

@@ -20,10 +20,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list, ensure_topics
 from ingest.mqtt_url import parse_mqtt_url
-from sensors.codecs import decode_message
-from sensors.deadletter import DeadLetter
-from sensors.errors import RejectedPayload
-from sensors.reading import encode_reading
+from ingest.routing import route_message
 from sensors.topics import SUBSCRIPTION_FILTER
 from sensors.validation import Limits
 
@@ -192,15 +189,14 @@ class Bridge:
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
         assert self._producer is not None
         received = self._clock()
-        topic = bytes(msg._topic).decode("utf-8", "replace")  # noqa: SLF001 - .topic raises
+        topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
         payload = bytes(msg.payload)
         self.stats.messages += 1
-        try:
-            readings = decode_message(topic, payload, received, self._config.limits)
-        except RejectedPayload as exc:
-            self.stats.rejected[exc.reason.value] += 1
-            log.debug("rejected %s on %s: %s", exc.reason.value, topic, exc.detail)
-            letter = DeadLetter(exc.reason.value, exc.detail, payload, topic, received)
+        routed = route_message(topic, payload, received, self._config.limits)
+        letter = routed.deadletter
+        if letter is not None:
+            self.stats.rejected[letter.reason] += 1
+            log.debug("rejected %s on %s: %s", letter.reason, topic, letter.detail)
             futures = [
                 self._producer.send(
                     self._config.deadletter_topic, key=topic.encode("utf-8", "replace"),
@@ -208,12 +204,10 @@ class Bridge:
                 )
             ]
         else:
-            self.stats.readings += len(readings)
+            self.stats.readings += len(routed.readings)
             futures = [
-                self._producer.send(
-                    self._config.readings_topic, key=r.sensor_id.encode(), value=encode_reading(r)
-                )
-                for r in readings
+                self._producer.send(self._config.readings_topic, key=key, value=value)
+                for key, value in routed.readings
             ]
         if msg.qos == 0:
             return

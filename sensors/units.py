@@ -72,7 +72,7 @@ _COMPATIBLE: Final[dict[str, frozenset[str]]] = {
 
 
 def conversion_for(unit: str, canonical: str) -> Conversion | None:
-    """The conversion from ``unit`` to ``canonical``, or ``None`` if they measure different things."""
+    """Conversion from ``unit`` to ``canonical``; ``None`` if they measure different things."""
     conv = CONVERSIONS.get(unit)
     if conv is None:
         return None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import faust
 
 from sensors.deadletter import DeadLetter
 from stream_processors.pipeline import ReadingPipeline
-from stream_processors.storage import ReadingStore
+from stream_processors.storage import DeadLetterStore, ReadingStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,17 @@ def create_app(
                 outcome.write.inserted, len(values), outcome.write.duplicates,
             )
 
+    letters_store = DeadLetterStore(database_url)
+
+    @app.agent(deadletters, concurrency=1, name="keep_dead_letters")
+    async def keep_dead_letters(stream: faust.StreamT[bytes]) -> None:
+        # Dead letters are few: one at a time, keyed by their Kafka offset so replays dedupe.
+        async for event in stream.events():
+            message = event.message
+            letter = DeadLetter.from_kafka(event.value, list(message.headers or []))
+            ref = f"kafka:{message.topic}:{message.partition}:{message.offset}"
+            await asyncio.to_thread(_write_retrying, letters_store, letter, ref)
+
     app.civicpulse_pipeline = pipeline  # type: ignore[attr-defined]  # for stats in tests/CLI
     return app
 
@@ -79,3 +91,15 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     """Run a Faust worker for ``app`` in this process until SIGTERM/SIGINT."""
     worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True)
     worker.execute_from_commandline()
+
+
+def _write_retrying(store: DeadLetterStore, letter: DeadLetter, ref: str) -> None:
+    delay = 0.2
+    while True:
+        try:
+            store.write([(letter, ref)])
+            return
+        except StoreUnavailable as exc:
+            log.warning("database unavailable for dead letters, retrying in %.1fs: %s", delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
