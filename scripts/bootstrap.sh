@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Idempotent developer/CI bootstrap for civicpulse.
+#  - Debian packages: mosquitto, mosquitto-clients, postgresql (only when missing)
+#  - .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
+#  - Kafka broker jars from Maven Central into .cache/kafka/libs (skipped when present)
+# Fast (well under a second) when everything is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+need_pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 \
+    || need_pkgs+=(mosquitto-clients)
+[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/postgres ] \
+    || need_pkgs+=(postgresql)
+
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else
+            log "missing Debian packages (${need_pkgs[*]}) and not root: install them as root"; exit 1
+        fi
+    fi
+    log "installing Debian packages: ${need_pkgs[*]}"
+    # We run our own throw-away PostgreSQL/Mosquitto instances on free ports. Keep the
+    # packages from creating the default cluster and from starting any system service
+    # (a daemon started by a postinst would outlive the test run).
+    "${SUDO[@]}" mkdir -p /etc/postgresql-common
+    if ! grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
+        echo 'create_main_cluster = false' | "${SUDO[@]}" tee -a /etc/postgresql-common/createcluster.conf >/dev/null
+    fi
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    cleanup_policy() { if [ "$made_policy" = 1 ]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi; }
+    trap cleanup_policy EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${need_pkgs[@]}" </dev/null
+    cleanup_policy; made_policy=0; trap - EXIT
+fi
+# The package's own cluster (if one exists from an earlier install) is never used; we do not
+# need it running. The `postgres` OS user must exist: initdb refuses to run as root.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    log "the 'postgres' OS user is missing (postgresql package broken?)"; exit 1
+fi
+
+# ---------------------------------------------------------------- Python venv
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $($PY --version 2>&1)"
+    "$PY" -m venv .venv
+fi
+want_hash="$( (cat pyproject.toml; .venv/bin/python -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
+stamp=.venv/.civicpulse-installed
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want_hash" ]; then
+    log "installing Python dependencies: pip install -e '.[dev]'"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
+    echo "$want_hash" > "$stamp"
+fi
+
+# ---------------------------------------------------------------- Kafka jars
+KAFKA_LIBS="$ROOT/.cache/kafka/libs"
+pom_hash="$(sha256sum tools/kafka/pom.xml | cut -d' ' -f1)"
+if [ "$(cat "$KAFKA_LIBS/.complete" 2>/dev/null || true)" != "$pom_hash" ]; then
+    log "fetching Kafka jars (Maven Central) into .cache/kafka/libs"
+    rm -rf "$KAFKA_LIBS"
+    mkdir -p "$KAFKA_LIBS"
+    mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$KAFKA_LIBS" </dev/null
+    ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null
+    echo "$pom_hash" > "$KAFKA_LIBS/.complete"
+fi
