@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from typing import TYPE_CHECKING
+
 from civicpulse.settings import Settings
-from ingest.bridge import Bridge, BridgeConfig, limits_from
+
+if TYPE_CHECKING:
+    import faust
+
+    from ingest.bridge import Bridge
 
 
 def configure_logging(settings: Settings) -> None:
@@ -20,6 +26,8 @@ def configure_logging(settings: Settings) -> None:
 
 def build_bridge(settings: Settings) -> Bridge:
     """The MQTT → Kafka bridge as configured."""
+    from ingest.bridge import Bridge, BridgeConfig, limits_from
+
     return Bridge(
         BridgeConfig(
             mqtt_url=settings.mqtt_url,
@@ -37,7 +45,7 @@ def build_bridge(settings: Settings) -> Bridge:
     )
 
 
-def build_faust_app(settings: Settings):  # type: ignore[no-untyped-def]
+def build_faust_app(settings: Settings) -> faust.App:
     """The Faust app (imported lazily: faust is heavy and only workers need it)."""
     from stream_processors.engines.faust_engine import create_app
 
