@@ -1,0 +1,25 @@
+"""The embedded engine: in-process MQTT broker, durable group commit, embedded PostgreSQL."""
+
+from stream_processors.engines.embedded.broker import DurableBroker, DurableHandler, broker_config
+from stream_processors.engines.embedded.committer import (
+    CommitStats,
+    EngineStopped,
+    GroupCommitter,
+    deadletter_ref,
+)
+from stream_processors.engines.embedded.engine import EmbeddedConfig, EmbeddedEngine
+from stream_processors.engines.embedded.postgres import EmbeddedPostgres, start_embedded_postgres
+
+__all__ = [
+    "CommitStats",
+    "DurableBroker",
+    "DurableHandler",
+    "EmbeddedConfig",
+    "EmbeddedEngine",
+    "EmbeddedPostgres",
+    "EngineStopped",
+    "GroupCommitter",
+    "broker_config",
+    "deadletter_ref",
+    "start_embedded_postgres",
+]

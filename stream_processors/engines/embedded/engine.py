@@ -1,0 +1,89 @@
+"""The embedded engine: amqtt broker + group commit into PostgreSQL, in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from ingest.routing import Routed, route_message
+from sensors.validation import Limits
+from stream_processors.engines.embedded.broker import DurableBroker, broker_config
+from stream_processors.engines.embedded.committer import GroupCommitter
+from stream_processors.engines.embedded.postgres import EmbeddedPostgres, start_embedded_postgres
+from stream_processors.storage import DeadLetterStore, ReadingStore, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedConfig:
+    """What the embedded engine needs (built from the settings by the composition root)."""
+
+    mqtt_host: str
+    mqtt_port: int
+    data_dir: Path
+    limits: Limits
+    database_url: str | None = None  # None: embedded PostgreSQL in data_dir
+    batch_size: int = 2000
+    window_s: float = 0.025
+
+
+def _route(limits: Limits, topic: str, payload: bytes, received_at: datetime) -> Routed:
+    return route_message(topic, payload, received_at, limits)
+
+
+class EmbeddedEngine:
+    """Start with :meth:`start`, stop with :meth:`stop`; ``mqtt_url``/``database_url`` say where."""
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        self.config = config
+        self.committer: GroupCommitter | None = None
+        self._postgres: EmbeddedPostgres | None = None
+        self._broker: DurableBroker | None = None
+        self._stores: tuple[ReadingStore, DeadLetterStore] | None = None
+        self.database_url = config.database_url or ""
+
+    @property
+    def mqtt_url(self) -> str:
+        """Where devices publish."""
+        return f"mqtt://{self.config.mqtt_host}:{self.config.mqtt_port}"
+
+    @property
+    def embedded_database(self) -> bool:
+        """Whether the database is the embedded pgserver one."""
+        return self._postgres is not None
+
+    async def start(self) -> None:
+        """Database up and migrated, then the commit loop, then the broker's listener."""
+        c = self.config
+        if c.database_url is None:
+            self._postgres = await asyncio.to_thread(start_embedded_postgres, c.data_dir)
+            self.database_url = self._postgres.url
+        applied = await asyncio.to_thread(migrate, self.database_url)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(m.name for m in applied))
+        self._stores = (ReadingStore(self.database_url), DeadLetterStore(self.database_url))
+        self.committer = GroupCommitter(
+            *self._stores, partial(_route, c.limits),
+            max_readings=c.batch_size, window_s=c.window_s,
+        )
+        self.committer.start()
+        self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self.committer)
+        await self._broker.start()
+        log.info("embedded engine: MQTT %s → %s", self.mqtt_url, self.database_url)
+
+    async def stop(self) -> None:
+        """Commit (and acknowledge) what is in flight, close the broker, stop the database."""
+        if self.committer is not None:
+            await self.committer.stop()
+        if self._broker is not None:
+            await self._broker.shutdown()
+        if self._stores is not None:
+            for store in self._stores:
+                store.close()
+        if self._postgres is not None:
+            await asyncio.to_thread(self._postgres.stop)
