@@ -1,0 +1,33 @@
+"""Fleet simulator: deterministic sensor messages, bad messages, recordings, MQTT publisher."""
+
+from __future__ import annotations
+
+from sensors.simulator.air import AirParams
+from sensors.simulator.bad import BAD_KINDS, BadMessage, bad_messages
+from sensors.simulator.bins import BinParams
+from sensors.simulator.energy import MeterParams
+from sensors.simulator.fleet import Emission, Fleet, PayloadFormat, SensorSpec, encode_samples
+from sensors.simulator.publisher import BrokerUrl, PublishError, PublishStats, TokenBucket, publish
+from sensors.simulator.recording import RecordedMessage, read_recording, write_recording
+
+__all__ = [
+    "BAD_KINDS",
+    "AirParams",
+    "BadMessage",
+    "BinParams",
+    "BrokerUrl",
+    "Emission",
+    "Fleet",
+    "MeterParams",
+    "PayloadFormat",
+    "PublishError",
+    "PublishStats",
+    "RecordedMessage",
+    "SensorSpec",
+    "TokenBucket",
+    "bad_messages",
+    "encode_samples",
+    "publish",
+    "read_recording",
+    "write_recording",
+]
