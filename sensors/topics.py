@@ -10,7 +10,9 @@ from sensors.catalogue import KINDS
 from sensors.errors import RejectedPayload, RejectReason
 
 TOPIC_PREFIX: Final = "civicpulse"
-SUBSCRIPTION_FILTER: Final = f"{TOPIC_PREFIX}/+/+/+"
+# The bridge takes everything under the prefix, so a malformed topic (too few or too many
+# levels) is dead-lettered as bad_topic instead of being silently never received.
+SUBSCRIPTION_FILTER: Final = f"{TOPIC_PREFIX}/#"
 
 COUNCIL_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 KIND_PATTERN: Final = COUNCIL_PATTERN
