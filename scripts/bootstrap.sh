@@ -63,8 +63,13 @@ want_hash="$( (cat pyproject.toml; .venv/bin/python -c 'import sys; print(sys.ve
 stamp=.venv/.civicpulse-installed
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want_hash" ]; then
     log "installing Python dependencies: pip install -e '.[dev]'"
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
+    pip_log=.venv/pip-install.log
+    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+           .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'; } \
+           >"$pip_log" 2>&1 </dev/null; then
+        tail -n 60 "$pip_log" >&2
+        log "pip install failed (full log: $pip_log)"; exit 1
+    fi
     echo "$want_hash" > "$stamp"
 fi
 
@@ -75,8 +80,12 @@ if [ "$(cat "$KAFKA_LIBS/.complete" 2>/dev/null || true)" != "$pom_hash" ]; then
     log "fetching Kafka jars (Maven Central) into .cache/kafka/libs"
     rm -rf "$KAFKA_LIBS"
     mkdir -p "$KAFKA_LIBS"
-    mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$KAFKA_LIBS" </dev/null
+    mvn_log="$ROOT/.cache/kafka/mvn.log"
+    if ! mvn -q -B -Dstyle.color=never -f tools/kafka/pom.xml dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$mvn_log" 2>&1 </dev/null; then
+        tail -n 60 "$mvn_log" >&2
+        log "mvn failed (full log: $mvn_log)"; exit 1
+    fi
     ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null
     echo "$pom_hash" > "$KAFKA_LIBS/.complete"
 fi
