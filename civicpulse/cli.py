@@ -144,6 +144,9 @@ def simulate(
     console.print(stats)
 
 
+from civicpulse.embedded_cli import register; register(app)  # noqa: E402, E702, I001
+
+
 def main() -> None:
     """Entry point of the ``civicpulse`` console script."""
     app()

@@ -7,7 +7,7 @@ from stream_processors.engines.embedded.committer import (
     GroupCommitter,
     deadletter_ref,
 )
-from stream_processors.engines.embedded.engine import EmbeddedConfig, EmbeddedEngine
+from stream_processors.engines.embedded.engine import EmbeddedConfig, EmbeddedEngine, ListenError
 from stream_processors.engines.embedded.postgres import EmbeddedPostgres, start_embedded_postgres
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EngineStopped",
     "GroupCommitter",
+    "ListenError",
     "broker_config",
     "deadletter_ref",
     "start_embedded_postgres",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from amqtt.errors import BrokerError
+
 from ingest.routing import Routed, route_message
+from sensors.errors import CivicPulseError
 from sensors.validation import Limits
 from stream_processors.engines.embedded.broker import DurableBroker, broker_config
 from stream_processors.engines.embedded.committer import GroupCommitter
@@ -17,6 +21,17 @@ from stream_processors.engines.embedded.postgres import EmbeddedPostgres, start_
 from stream_processors.storage import DeadLetterStore, ReadingStore, migrate
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(CivicPulseError):
+    """The embedded broker cannot listen where it was asked to (port in use, bad address)."""
+
+
+def _probe_listen(host: str, port: int) -> None:
+    """Bind and release ``host:port`` as asyncio will (SO_REUSEADDR), so a clash is explained."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,10 @@ class EmbeddedEngine:
     async def start(self) -> None:
         """Database up and migrated, then the commit loop, then the broker's listener."""
         c = self.config
+        try:
+            _probe_listen(c.mqtt_host, c.mqtt_port)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {self.mqtt_url}: {exc.strerror or exc}") from exc
         if c.database_url is None:
             self._postgres = await asyncio.to_thread(start_embedded_postgres, c.data_dir)
             self.database_url = self._postgres.url
@@ -73,7 +92,10 @@ class EmbeddedEngine:
         )
         self.committer.start()
         self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self.committer)
-        await self._broker.start()
+        try:
+            await self._broker.start()
+        except BrokerError as exc:
+            raise ListenError(f"embedded broker did not start on {self.mqtt_url}: {exc}") from exc
         log.info("embedded engine: MQTT %s → %s", self.mqtt_url, self.database_url)
 
     async def stop(self) -> None:

@@ -1,0 +1,213 @@
+"""The embedded-mode commands: ``run`` (broker + engine + database), ``demo`` and ``replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from civicpulse.settings import Settings
+from civicpulse.wiring import configure_logging
+
+if TYPE_CHECKING:
+    from stream_processors.engines.embedded import EmbeddedEngine
+
+console = Console(stderr=True)
+
+MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="Where the embedded broker listens (mqtt://HOST:PORT) (env CIVICPULSE_MQTT_URL)")]  # noqa: E501
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Embedded database directory (env CIVICPULSE_DATA_DIR)")]  # noqa: E501
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="Use this PostgreSQL instead of the embedded one")]  # noqa: E501
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Most readings per database commit (env CIVICPULSE_BATCH_SIZE)")]  # noqa: E501
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | None) -> Settings:
+    settings = Settings.load(
+        mqtt_url=mqtt_url, data_dir=str(data_dir) if data_dir else None, batch_size=batch_size
+    )
+    configure_logging(settings)
+    for noisy in ("amqtt", "transitions", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings
+
+
+def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
+    from ingest.bridge import limits_from
+    from ingest.mqtt_url import parse_mqtt_url
+    from stream_processors.engines.embedded import EmbeddedConfig, EmbeddedEngine
+
+    try:
+        endpoint = parse_mqtt_url(settings.mqtt_url)
+    except ValueError as exc:
+        raise _fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
+    return EmbeddedEngine(
+        EmbeddedConfig(
+            mqtt_host=endpoint.host,
+            mqtt_port=endpoint.port,
+            data_dir=Path(settings.data_dir).expanduser(),
+            limits=limits_from(settings.max_payload_bytes, settings.max_past_s,
+                               settings.max_future_s),
+            database_url=database_url,
+            batch_size=settings.batch_size,
+        )
+    )
+
+
+def _serve(
+    engine: EmbeddedEngine, during: Callable[[threading.Event], Awaitable[None]] | None = None
+) -> None:
+    """Start ``engine``, print where it listens, run ``during`` (if any), stop on a signal."""
+    from stream_processors.engines.embedded import ListenError
+    from stream_processors.storage import StoreUnavailable
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stopped = threading.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await engine.start()
+        except ListenError as exc:
+            await engine.stop()
+            raise _fail(f"{exc} — stop the other broker or pass "
+                        "--mqtt-url mqtt://127.0.0.1:OTHER_PORT") from exc
+        db = "embedded, data in " + str(engine.config.data_dir) if engine.embedded_database \
+            else "external"
+        print(f"MQTT broker  {engine.mqtt_url}  (QoS 1 to civicpulse/<council>/<kind>/<sensor>)")
+        print(f"PostgreSQL   psql '{engine.database_url}'  ({db})")
+        print("ready — Ctrl-C to stop", flush=True)
+        side = asyncio.ensure_future(during(stopped)) if during else None
+        waiters = [asyncio.ensure_future(stop.wait())] + ([side] if side else [])
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        stopped.set()
+        if side is not None:
+            await asyncio.gather(side, return_exceptions=True)
+        console.print("stopping: committing messages in flight…")
+        await engine.stop()
+        stats = engine.committer.stats
+        console.print(f"stopped after {stats.messages} messages, {stats.readings} readings")
+
+    try:
+        asyncio.run(main())
+    except StoreUnavailable as exc:
+        raise _fail(f"{exc} — check --database-url, or remove a broken --data-dir") from exc
+
+
+def run(
+    mqtt_url: MqttUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    batch_size: BatchSize = None,
+) -> None:
+    """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL."""
+    settings = _settings(mqtt_url, data_dir, batch_size)
+    _serve(_engine(settings, database_url))
+
+
+def demo(
+    sensors: Annotated[int, typer.Option("--sensors", min=1, help="Simulated sensors")] = 300,
+    rate: Annotated[float, typer.Option("--rate", min=0.1, help="MQTT messages per second")] = 100.0,  # noqa: E501
+    bad_every: Annotated[int, typer.Option("--bad-every", min=0, help="One bad message every N (0: none)")] = 50,  # noqa: E501
+    duration: Annotated[float, typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: until Ctrl-C)")] = 0.0,  # noqa: E501
+    mqtt_url: MqttUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Run plus a simulated fleet publishing to it, with a live view of what is stored."""
+    settings = _settings(mqtt_url, data_dir, None)
+    engine = _engine(settings, database_url)
+
+    async def simulate_and_show(stopped: threading.Event) -> None:
+        from sensors.simulator import Fleet, bad_messages, publish
+
+        fleet = Fleet.build(sensors, seed=1)
+        start = datetime.now(UTC)
+
+        def messages() -> Iterator[object]:
+            bad = bad_messages(1, 10**9, start, fleet.addresses)
+            for i, emission in enumerate(fleet.emissions(10**9, start, rate)):
+                if stopped.is_set():
+                    return
+                yield emission
+                if bad_every and i % bad_every == bad_every - 1:
+                    yield next(bad)
+
+        publisher = asyncio.ensure_future(asyncio.to_thread(
+            publish, messages(), engine.mqtt_url, rate * (1 + (1 / bad_every if bad_every else 0)),
+        ))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + duration if duration else math.inf
+        with Live(_view(engine, 0.0), console=console, refresh_per_second=2) as live:
+            last, last_t = 0, loop.time()
+            while not stopped.is_set() and not publisher.done() and loop.time() < deadline:
+                await asyncio.sleep(1.0)
+                now, stored = loop.time(), engine.committer.pipeline.stats.stored
+                live.update(_view(engine, (stored - last) / (now - last_t)))
+                last, last_t = stored, now
+        stopped.set()
+        await asyncio.gather(publisher, return_exceptions=True)
+
+    _serve(engine, simulate_and_show)
+
+
+def _view(engine: EmbeddedEngine, per_s: float) -> Table:
+    c = engine.committer.stats
+    p = engine.committer.pipeline.stats
+    table = Table(title=f"civicpulse demo — {engine.mqtt_url}", show_header=False)
+    table.add_row("readings stored /s", f"{per_s:,.0f}")
+    table.add_row("MQTT messages", f"{c.messages:,}")
+    table.add_row("readings stored", f"{p.stored:,}")
+    table.add_row("duplicates skipped", f"{p.duplicates:,}")
+    table.add_row("rejected (dead letters)", f"{sum(c.rejected.values()):,}")
+    for reason, n in c.rejected.most_common():
+        table.add_row(f"  {reason}", f"{n:,}")
+    table.add_row("commits / last took", f"{c.batches:,} / {c.last_commit_s * 1000:.0f} ms")
+    return table
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(help="Recording (JSON Lines from `civicpulse simulate --record`)")],  # noqa: E501
+    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Broker to publish to (env CIVICPULSE_MQTT_URL)")] = None,  # noqa: E501
+    rate: Annotated[float, typer.Option("--rate", min=0.0, help="Messages per second (0: as fast as acknowledged)")] = 200.0,  # noqa: E501
+) -> None:
+    """Publish a recording over MQTT QoS 1, waiting for every acknowledgement."""
+    from sensors.simulator import PublishError, publish, read_recording
+
+    settings = Settings.load(mqtt_url=mqtt_url)
+    if not file.is_file():
+        raise _fail(f"{file} not found — record one with `civicpulse simulate --record {file}`")
+    try:
+        stats = publish(
+            read_recording(file), settings.mqtt_url, rate if rate > 0 else math.inf,
+            progress=lambda sent, acked: console.print(f"sent {sent:,}, acknowledged {acked:,}"),
+        )
+    except ValueError as exc:
+        raise _fail(f"{exc} — is this a civicpulse recording?") from exc
+    except PublishError as exc:
+        raise _fail(f"{exc} — is a broker at {settings.mqtt_url}? start one with "
+                    "`civicpulse run`") from exc
+    console.print(f"replayed {stats.sent:,} messages ({stats.acked:,} acknowledged) "
+                  f"in {stats.elapsed:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``demo`` and ``replay`` to the ``civicpulse`` command line."""
+    app.command("run")(run)
+    app.command("demo")(demo)
+    app.command("replay")(replay)
