@@ -70,6 +70,10 @@ class Settings:
     faust_app_id: str = field(
         default="civicpulse-processor", metadata={"doc": "Faust app id (consumer group)"}
     )
+    kafka_session_timeout_s: float = field(
+        default=10.0,
+        metadata={"doc": "Faust consumer session timeout: how soon a dead worker's partitions move"},
+    )
     batch_size: int = field(
         default=2000, metadata={"doc": "Readings per database batch (stream processors)"}
     )

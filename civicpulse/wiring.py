@@ -58,4 +58,5 @@ def build_faust_app(settings: Settings) -> faust.App:
         partitions=settings.kafka_partitions,
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
+        session_timeout_s=settings.kafka_session_timeout_s,
     )

@@ -139,7 +139,7 @@ def _bad_topic(c: _Ctx) -> tuple[str, bytes]:
     topics = (
         f"civicpulse/{a.council}/{a.kind}",
         f"civicpulse/{a.council}/{a.kind}/{a.sensor_id}/extra",
-        f"sensors/{a.council}/{a.kind}/{a.sensor_id}",
+        f"civicpulse/{a.council.upper()}/{a.kind}/{a.sensor_id}",
         f"civicpulse/{a.council}/{a.kind}/bad id",
         f"civicpulse//{a.kind}/{a.sensor_id}",
     )

@@ -33,6 +33,7 @@ def create_app(
     partitions: int,
     batch_size: int,
     batch_seconds: float,
+    session_timeout_s: float = 10.0,
 ) -> faust.App:
     """Build the Faust app: one agent, ``concurrency=1`` (faust bug #606), batches via take()."""
     app = faust.App(
@@ -46,6 +47,8 @@ def create_app(
         broker_commit_interval=1.0,
         producer_max_request_size=_MAX_MESSAGE_BYTES,
         producer_acks=-1,
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=max(1.0, session_timeout_s / 3),
     )
     source = app.topic(readings_topic, key_serializer="raw", value_serializer="raw")
     deadletters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
