@@ -19,8 +19,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list, ensure_topics
-from ingest.mqtt_url import parse_mqtt_url
 from ingest.routing import route_message
+from sensors.mqtt_url import BrokerUrl
 from sensors.topics import SUBSCRIPTION_FILTER
 from sensors.validation import Limits
 
@@ -78,7 +78,7 @@ class Bridge:
     def __init__(self, config: BridgeConfig, clock: Callable[[], datetime] | None = None) -> None:
         self._config = config
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._endpoint = parse_mqtt_url(config.mqtt_url)
+        self._endpoint = BrokerUrl.parse(config.mqtt_url)
         self._stopping = threading.Event()
         self._generation = 0
         self._last_summary = time.monotonic()

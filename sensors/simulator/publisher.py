@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sensors.errors import CivicPulseError
+from sensors.mqtt_url import BrokerUrl
 from sensors.simulator.recording import Message
 
 MAX_INFLIGHT = 1000
@@ -36,32 +36,6 @@ class PublishStats:
     def rate(self) -> float:
         """Achieved messages per second."""
         return self.sent / self.elapsed if self.elapsed > 0 else math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerUrl:
-    """``mqtt://[user[:pass]@]host[:port]`` (``mqtts://`` for TLS, default port 8883)."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @staticmethod
-    def parse(url: str) -> BrokerUrl:
-        """Parse a broker URL; ``ValueError`` for other schemes or a missing host."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
-            raise ValueError(f"not an mqtt:// URL: {url!r}")
-        tls = parts.scheme == "mqtts"
-        return BrokerUrl(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            username=unquote(parts.username) if parts.username is not None else None,
-            password=unquote(parts.password) if parts.password is not None else None,
-            tls=tls,
-        )
 
 
 class TokenBucket:
