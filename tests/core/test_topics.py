@@ -16,7 +16,9 @@ from sensors.topics import (
 
 def test_constants() -> None:
     assert TOPIC_PREFIX == "civicpulse"
-    assert SUBSCRIPTION_FILTER == "civicpulse/+/+/+"
+    # Everything under the prefix, so malformed topics reach parse_topic and are
+    # dead-lettered as bad_topic rather than never being received (commit 7c3f666).
+    assert SUBSCRIPTION_FILTER == "civicpulse/#"
 
 
 def test_parse_topic() -> None:
