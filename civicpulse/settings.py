@@ -72,7 +72,7 @@ class Settings:
     )
     kafka_session_timeout_s: float = field(
         default=10.0,
-        metadata={"doc": "Faust consumer session timeout: how soon a dead worker's partitions move"},
+        metadata={"doc": "Faust session timeout: how soon a dead worker's partitions move"},
     )
     batch_size: int = field(
         default=2000, metadata={"doc": "Readings per database batch (stream processors)"}

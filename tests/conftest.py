@@ -44,16 +44,6 @@ ENV_VARS = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # kafka-python 3.0.x loads its protocol schemas with importlib.resources.read_text()
-    # at import time; the DeprecationWarning is attributed to importlib.resources._legacy,
-    # so pyproject's "ignore::DeprecationWarning:kafka.*" does not catch it and
-    # filterwarnings=error turns `import kafka` into a failure.
-    config.addinivalue_line(
-        "filterwarnings", "ignore::DeprecationWarning:importlib.resources._legacy"
-    )
-
-
 @dataclass(frozen=True)
 class Services:
     mqtt_url: str
