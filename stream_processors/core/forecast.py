@@ -102,9 +102,10 @@ def hours_to_reach(level: float, from_fill: float, rate_per_h: float) -> float |
 class BinForecast:
     """When one bin reaches its threshold, as of its last read.
 
-    ``method``: ``full`` (already at/over the threshold), ``fit`` (Theil–Sen on this cycle),
-    ``history`` (too few reads since the collection: the bin's typical rate from past cycles)
-    or ``none`` (no rising fill to extrapolate; ``full_at`` is ``None``).
+    ``method``: ``full`` (the median of the last reads is at/over the threshold),
+    ``fit`` (Theil–Sen on this cycle), ``history`` (too few reads since the collection: the
+    bin's typical rate from past cycles) or ``none`` (nothing rising to extrapolate;
+    ``full_at`` is ``None``).
     """
 
     sensor_id: str
@@ -139,9 +140,14 @@ def forecast_bin(
     threshold: float = DEFAULT_THRESHOLD,
     min_drop: float = DEFAULT_MIN_DROP,
     min_points: int = 4,
-    min_span_h: float = 2.0,
+    min_span_h: float = 24.0,
 ) -> BinForecast | None:
-    """Forecast one bin from its fill reads (any order); ``None`` when there are none."""
+    """Forecast one bin from its fill reads (any order); ``None`` when there are none.
+
+    Litter goes in faster by day, so a line fitted to less than ``min_span_h`` (a day) of
+    the current cycle is biased by the time of day: until then the bin's typical rate from
+    its past cycles is used (see benchmarks/bin_backtest.py for the effect on the error).
+    """
     cycles = split_cycles(times, fills, min_drop)
     if not cycles:
         return None
@@ -159,8 +165,14 @@ def forecast_bin(
         cycle_start=_utc(cur.times[0]),
         points=len(cur.times),
     )
-    if fill >= threshold:
-        first = next(t for t, f in zip(cur.times, cur.fills, strict=True) if f >= threshold)
+    # Full when the median of the last reads is over the threshold (one mis-read is not).
+    if statistics.median(cur.fills[-_WINDOW:]) >= threshold:
+        first = next(
+            t
+            for i, t in enumerate(cur.times)
+            if cur.fills[i] >= threshold
+            and statistics.median(cur.fills[i : i + _WINDOW]) >= threshold
+        )
         return replace(base, rate_per_h=cycle_rate(cur), full_at=_utc(first), method="full")
     if len(cur.times) >= min_points and cur.span_h >= min_span_h:
         origin = cur.times[0]

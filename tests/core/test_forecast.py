@@ -54,8 +54,8 @@ def test_split_cycles_cuts_at_collections_not_at_spikes() -> None:
 
 def test_forecast_fit_crossing_by_hand_despite_outliers() -> None:
     # Previous cycle, collection at h=10, then fill = 5 + 2 h since the collection.
-    hours = list(range(10)) + [10 + h for h in range(20)]
-    fills = [40 + 4 * h for h in range(10)] + [5 + 2 * h for h in range(20)]
+    hours = list(range(10)) + [10 + h for h in range(30)]
+    fills = [40 + 4 * h for h in range(10)] + [5 + 2 * h for h in range(30)]
     fills[15] = 97.0
     fills[22] = 1.0
     f = forecast_bin("bin-1", [_t(h) for h in hours], fills, council="edinburgh")
@@ -63,8 +63,8 @@ def test_forecast_fit_crossing_by_hand_despite_outliers() -> None:
     assert f.rate_per_h == pytest.approx(2.0)
     # 5 + 2 h = 80  ->  h = 37.5 after the collection at T0 + 10 h
     assert f.full_at == _t(10 + 37.5)
-    assert f.as_of == _t(29) and f.hours_to_full == pytest.approx(47.5 - 29)
-    assert f.cycle_start == _t(10) and f.points == 20
+    assert f.as_of == _t(39) and f.hours_to_full == pytest.approx(47.5 - 39)
+    assert f.cycle_start == _t(10) and f.points == 30
 
 
 def test_forecast_just_after_collection_uses_typical_rate_of_past_cycles() -> None:
@@ -85,19 +85,28 @@ def test_forecast_just_after_collection_uses_typical_rate_of_past_cycles() -> No
     assert f.full_at == _t(start + (50 - 6) / 2.0)
 
 
+def test_short_cycle_without_history_has_no_forecast() -> None:
+    # Under a day of reads and no past cycle: a time-of-day-biased line is not extrapolated.
+    f = forecast_bin("s", [_t(h) for h in range(6)], [10, 20, 30, 40, 50, 60])
+    assert f is not None and f.method == "none" and f.full_at is None
+
+
 def test_already_full_bin_and_flat_bin() -> None:
     full = forecast_bin("b", [_t(h) for h in range(6)], [60, 70, 79, 81, 85, 90])
     assert full is not None and full.method == "full" and full.full_at == _t(3)
     assert full.hours_to_full == 0.0
+    misread = forecast_bin("m", [_t(h) for h in range(6)], [10, 20, 30, 40, 50, 99])
+    assert misread is not None and misread.method != "full"  # one wild read is not "full"
     flat = forecast_bin("c", [_t(h) for h in range(6)], [30.0] * 6)
     assert flat is not None and flat.method == "none" and flat.full_at is None
     assert forecast_bin("d", [], []) is None
 
 
 def test_collection_due_by_end_of_day() -> None:
-    a = forecast_bin("a", [_t(h) for h in range(6)], [10, 20, 30, 40, 50, 60])  # 80 at h=7
-    b = forecast_bin("b", [_t(h) for h in range(6)], [0, 1, 2, 3, 4, 5])  # 80 at h=80
-    c = forecast_bin("c", [_t(h) for h in range(6)], [60, 70, 80, 90, 95, 95])  # full at h=2
+    hours = [_t(h) for h in range(6)]
+    a = forecast_bin("a", hours, [10, 20, 30, 40, 50, 60], min_span_h=5)  # 80 at h=7
+    b = forecast_bin("b", hours, [0, 1, 2, 3, 4, 5], min_span_h=5)  # 80 at h=80
+    c = forecast_bin("c", hours, [60, 70, 80, 90, 95, 95])  # full at h=2
     due = collection_due([a, b, c, None], by=_t(24))
     assert [f.sensor_id for f in due] == ["c", "a"]
     assert due[1].full_at == _t(7)
