@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
 
 from sensors.reading import Reading
+from stream_processors.core.alerts import Alert
 from stream_processors.core.batch import PoisonRecord, prepare_batch
+from stream_processors.detection import Detection
 from stream_processors.storage import ReadingStore, StoreUnavailable, WriteResult
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,11 @@ class ReadingPipeline:
     ``process`` returns only once the batch is committed to the database: an engine then
     dead-letters the poison records and only after that commits its source offsets (Kafka)
     or acknowledges its messages (embedded).
+
+    Detection (alerts) runs inside each batch's transaction on the newly inserted readings.
+    Engines must also call :meth:`tick` every few seconds for the wall-clock rules
+    (staleness, impossible values from dead letters, quiet resolution); ``detect=False``
+    turns detection off.
     """
 
     def __init__(
@@ -48,8 +60,14 @@ class ReadingPipeline:
         *,
         sleep: Callable[[float], None] = time.sleep,
         max_backoff_s: float = 10.0,
+        detection: Detection | None = None,
+        detect: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        self.detection = (detection or Detection()) if detect else None
+        self._clock = clock
+        self._lock = threading.Lock()
         self._sleep = sleep
         self._max_backoff_s = max_backoff_s
         self.stats = PipelineStats()
@@ -58,7 +76,8 @@ class ReadingPipeline:
         """Store one batch; blocks and retries with backoff while the database is down."""
         batch = prepare_batch(values)
         self.stats.poison += len(batch.poison)
-        result = self._write_with_retry(batch.readings)
+        with self._lock:
+            result = self._write_with_retry(batch.readings)
         self.stats.batches += 1
         self.stats.received += len(values)
         self.stats.stored += result.inserted
@@ -69,7 +88,7 @@ class ReadingPipeline:
         delay = 0.2
         while True:
             try:
-                return self._store.write(readings)
+                return self._store.write(readings, on_inserted=self._on_inserted)
             except StoreUnavailable as exc:
                 self.stats.store_retries += 1
                 log.warning(
@@ -78,3 +97,15 @@ class ReadingPipeline:
                 )
                 self._sleep(delay)
                 delay = min(delay * 2, self._max_backoff_s)
+
+    def _on_inserted(self, cur: psycopg.Cursor[Any], inserted: list[Reading]) -> None:
+        if self.detection is not None:
+            self.detection.on_inserted(cur, inserted, self._clock())
+
+    def tick(self, now: datetime | None = None) -> list[Alert]:
+        """Run the wall-clock detection rules once; raises StoreUnavailable if the DB is down."""
+        if self.detection is None:
+            return []
+        detection, at = self.detection, now or self._clock()
+        with self._lock:
+            return self._store.transact(lambda cur: detection.tick(cur, at))

@@ -34,6 +34,7 @@ def create_app(
     batch_size: int,
     batch_seconds: float,
     session_timeout_s: float = 10.0,
+    tick_seconds: float = 5.0,
 ) -> faust.App:
     """Build the Faust app: one agent, ``concurrency=1`` (faust bug #606), batches via take()."""
     app = faust.App(
@@ -74,6 +75,14 @@ def create_app(
                 "stored %d of %d readings (%d duplicates)",
                 outcome.write.inserted, len(values), outcome.write.duplicates,
             )
+
+    @app.timer(interval=tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]
+    async def detection_tick() -> None:
+        # Wall-clock alert rules (staleness, impossible values, quiet resolution).
+        try:
+            await asyncio.to_thread(pipeline.tick)
+        except StoreUnavailable as exc:
+            log.warning("detection tick skipped, database unavailable: %s", exc)
 
     letters_store = DeadLetterStore(database_url)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -12,6 +13,11 @@ from sensors.reading import Reading
 from stream_processors.storage.connection import StoreUnavailable, connect
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Called inside the batch's transaction with the readings this batch actually inserted
+# (replayed duplicates excluded), e.g. to run detectors and save alerts atomically.
+InsertedHook = Callable[[psycopg.Cursor[Any], list[Reading]], None]
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS readings_stage (
@@ -26,16 +32,13 @@ _COPY = (
 )
 
 _INSERT_RAW = """
-WITH inserted AS (
-    INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
-    SELECT DISTINCT ON (sensor_id, metric, time)
-           time, council, sensor_id, kind, metric, value, unit, received_at
-      FROM readings_stage
-     ORDER BY sensor_id, metric, time, received_at
-    ON CONFLICT (sensor_id, metric, time) DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) FROM inserted
+INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
+SELECT DISTINCT ON (sensor_id, metric, time)
+       time, council, sensor_id, kind, metric, value, unit, received_at
+  FROM readings_stage
+ ORDER BY sensor_id, metric, time, received_at
+ON CONFLICT (sensor_id, metric, time) DO NOTHING
+RETURNING sensor_id, metric, time
 """
 
 # Every minute the batch touched is recomputed from the stored raw rows, so the aggregate
@@ -94,8 +97,13 @@ class ReadingStore:
             self._conn.commit()
         return self._conn
 
-    def write(self, readings: Sequence[Reading]) -> WriteResult:
-        """Store ``readings`` (duplicates skipped) and refresh their one-minute aggregates."""
+    def write(
+        self, readings: Sequence[Reading], on_inserted: InsertedHook | None = None
+    ) -> WriteResult:
+        """Store ``readings`` (duplicates skipped) and refresh their one-minute aggregates.
+
+        ``on_inserted`` runs in the same transaction with the newly inserted readings only.
+        """
         if not readings:
             return WriteResult(0, 0, 0)
         try:
@@ -107,14 +115,26 @@ class ReadingStore:
                             (r.time, r.council, r.sensor_id, r.kind, r.metric, r.value,
                              r.unit, r.received_at)
                         )
-                row = cur.execute(_INSERT_RAW).fetchone()
-                inserted = int(row[0]) if row else 0
+                keys = set(cur.execute(_INSERT_RAW).fetchall())
+                inserted = len(keys)
                 cur.execute(_REFRESH_1M)
                 refreshed = cur.rowcount
+                if on_inserted is not None and keys:
+                    on_inserted(cur, [r for r in readings if r.key in keys])
             return WriteResult(len(readings), inserted, refreshed)
         except psycopg.OperationalError as exc:
             self.close()
             raise StoreUnavailable(f"database write failed: {exc}".splitlines()[0]) from exc
+
+    def transact(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        """Run ``work`` in one transaction on the store's connection (e.g. the alert tick)."""
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                return work(cur)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(f"database transaction failed: {exc}".splitlines()[0]) from exc
 
     def close(self) -> None:
         """Close the connection (a later write reconnects)."""

@@ -1,0 +1,235 @@
+"""The alert state machine: signals from detectors become alert episodes (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """How urgent an alert is; ordered info < warning < critical."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0, 1, 2 for info, warning, critical."""
+        return ("info", "warning", "critical").index(self.value)
+
+
+class AlertStatus(StrEnum):
+    """open → acknowledged → resolved (or open → resolved)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A detector's verdict at event time ``at``: the rule's condition holds or has cleared.
+
+    Condition rules send ``active=True`` for every reading that violates the rule and one
+    ``active=False`` when it clears (detectors apply their own value hysteresis). Event rules
+    (a reset, an impossible value) only ever send ``active=True``; quiet time resolves them.
+    """
+
+    sensor_id: str
+    council: str
+    kind: str
+    rule: str
+    active: bool
+    at: datetime
+    severity: Severity | None = None  # None: the rule's default
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RulePolicy:
+    """How one rule's alerts live: default severity, resolution and flap suppression.
+
+    ``quiet_resolve_s``: an event rule's alert resolves after this long without a repeat
+    (checked by the periodic tick). ``reopen_within_s``: a condition that returns this soon
+    after its alert resolved re-opens that same alert (``flaps`` + 1) instead of a new one,
+    so a flapping sensor is one alert, not a storm. ``window_s`` is the rule's own averaging
+    window, the yardstick for its detection delay.
+    """
+
+    severity: Severity
+    event: bool = False
+    quiet_resolve_s: float = 6 * 3600.0
+    reopen_within_s: float = 3600.0
+    window_s: float = 0.0
+    description: str = ""
+
+
+RULES: dict[str, RulePolicy] = {
+    # Air quality
+    "daqi_high": RulePolicy(Severity.WARNING, window_s=8 * 3600.0,
+                            description="Site DAQI High (7-9) or above"),
+    "daqi_very_high": RulePolicy(Severity.CRITICAL, window_s=8 * 3600.0,
+                                 description="Site DAQI Very High (10)"),
+    "no2_hourly_exceedance": RulePolicy(Severity.WARNING, event=True, window_s=3600.0,
+                                        description="NO2 hourly mean above the 200 µg/m³ limit"),
+    "pm10_daily_exceedance": RulePolicy(Severity.WARNING, event=True, window_s=86400.0,
+                                        description="PM10 daily mean above the 50 µg/m³ limit"),
+    # Waste
+    "bin_collection_needed": RulePolicy(Severity.INFO, description="Fill at or over threshold"),
+    "bin_fire_risk": RulePolicy(Severity.CRITICAL, reopen_within_s=6 * 3600.0,
+                                description="Temperature over limit, fast rise or fire flag"),
+    "bin_tilted": RulePolicy(Severity.WARNING, description="Bin tilted or knocked over"),
+    "bin_fill_drop_review": RulePolicy(Severity.INFO, event=True,
+                                       description="Fill dropped with no collection due"),
+    # Energy
+    "energy_out_of_hours": RulePolicy(Severity.WARNING, window_s=1800.0,
+                                      description="Out-of-hours use above the learned baseline"),
+    "energy_spike": RulePolicy(Severity.WARNING, event=True,
+                               description="Power far above the hour-of-week baseline"),
+    "energy_register_reset": RulePolicy(Severity.WARNING, event=True, quiet_resolve_s=86400.0,
+                                        description="Cumulative register went backwards"),
+    # Sensor health
+    "sensor_stale": RulePolicy(Severity.WARNING, description="No reading for 3x the interval"),
+    "sensor_flatline": RulePolicy(Severity.WARNING, description="Same value N times running"),
+    "sensor_impossible_value": RulePolicy(Severity.WARNING, event=True,
+                                          description="Physically impossible value (dead letter)"),
+    "sensor_low_battery": RulePolicy(Severity.WARNING, reopen_within_s=86400.0,
+                                     description="Battery below threshold"),
+    # Statistical
+    "statistical_outlier": RulePolicy(Severity.INFO, description="Robust z-score over limit"),
+}
+
+
+def policy_for(rule: str) -> RulePolicy:
+    """The rule's policy; unknown rules (new detectors) get a warning condition policy."""
+    return RULES.get(rule, RulePolicy(Severity.WARNING))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert episode as stored; ``id`` is ``None`` until the store inserts it."""
+
+    id: int | None
+    council: str
+    sensor_id: str
+    site: str
+    kind: str
+    rule: str
+    severity: Severity
+    state: AlertStatus
+    opened_at: datetime
+    last_seen_at: datetime
+    count: int = 1
+    flaps: int = 0
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        """Open or acknowledged."""
+        return self.state is not AlertStatus.RESOLVED
+
+
+def site_of(sensor_id: str) -> str:
+    """The site a sensor belongs to: for now each sensor is its own site."""
+    return sensor_id
+
+
+def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
+    """The alert after ``signal``, given the latest alert for its (sensor, rule); None: no change.
+
+    A returned alert with ``id=None`` is new; otherwise it replaces the stored row.
+    """
+    policy = policy_for(signal.rule)
+    severity = signal.severity or policy.severity
+    if not signal.active:
+        if latest is None or not latest.live or policy.event:
+            return None
+        if signal.at < latest.last_seen_at:  # a clear older than the last violation
+            return None
+        return replace(latest, state=AlertStatus.RESOLVED, resolved_at=signal.at,
+                       resolved_by="auto", details={**latest.details, **signal.details})
+    if latest is not None and latest.live:
+        return replace(
+            latest,
+            count=latest.count + 1,
+            last_seen_at=max(latest.last_seen_at, signal.at),
+            severity=severity if severity.rank > latest.severity.rank else latest.severity,
+            details={**latest.details, **signal.details},
+        )
+    if (
+        latest is not None
+        and latest.resolved_by == "auto"
+        and latest.resolved_at is not None
+        and signal.at - latest.resolved_at <= timedelta(seconds=policy.reopen_within_s)
+        and signal.at >= latest.resolved_at
+    ):
+        return replace(
+            latest, state=AlertStatus.OPEN, resolved_at=None, resolved_by=None,
+            acknowledged_at=None, count=latest.count + 1, flaps=latest.flaps + 1,
+            last_seen_at=signal.at, details={**latest.details, **signal.details},
+        )
+    return Alert(
+        id=None, council=signal.council, sensor_id=signal.sensor_id,
+        site=site_of(signal.sensor_id), kind=signal.kind, rule=signal.rule,
+        severity=severity, state=AlertStatus.OPEN, opened_at=signal.at,
+        last_seen_at=signal.at, details=dict(signal.details),
+    )
+
+
+def apply_signals(
+    latest: dict[tuple[str, str], Alert], signals: list[Signal]
+) -> list[Alert]:
+    """Apply signals in event-time order; returns every changed or new alert, in order.
+
+    ``latest`` holds the latest stored alert per (sensor, rule). Two episodes of one rule in
+    one batch come back as two alerts (the first already resolved).
+    """
+    current = dict(latest)
+    changed: dict[tuple[str, str], list[Alert]] = {}
+    for signal in sorted(signals, key=lambda s: (s.at, s.sensor_id, s.rule, s.active)):
+        key = (signal.sensor_id, signal.rule)
+        before = current.get(key)
+        after = apply_signal(before, signal)
+        if after is None:
+            continue
+        episodes = changed.setdefault(key, [])
+        fresh = before is None or after.opened_at != before.opened_at or (
+            before.id is not None and after.id is None)
+        if fresh or not episodes:
+            episodes.append(after)
+        else:
+            episodes[-1] = after
+        current[key] = after
+    return [a for episodes in changed.values() for a in episodes]
+
+
+def quiet_resolutions(live: list[Alert], now: datetime) -> list[Alert]:
+    """Event-rule alerts with no repeat for their quiet period, resolved at ``now``."""
+    out = []
+    for alert in live:
+        policy = policy_for(alert.rule)
+        if alert.live and policy.event and \
+                now - alert.last_seen_at >= timedelta(seconds=policy.quiet_resolve_s):
+            out.append(replace(alert, state=AlertStatus.RESOLVED, resolved_at=now,
+                               resolved_by="auto"))
+    return out
+
+
+def acknowledge(alert: Alert, at: datetime) -> Alert:
+    """Operator acknowledgement; only an open alert can be acknowledged."""
+    if alert.state is not AlertStatus.OPEN:
+        raise ValueError(f"alert {alert.id} is {alert.state.value}, not open")
+    return replace(alert, state=AlertStatus.ACKNOWLEDGED, acknowledged_at=at)
+
+
+def resolve(alert: Alert, at: datetime, by: str) -> Alert:
+    """Operator resolution of a live alert (never re-opened by a later repeat)."""
+    if not alert.live:
+        raise ValueError(f"alert {alert.id} is already resolved")
+    return replace(alert, state=AlertStatus.RESOLVED, resolved_at=at, resolved_by=by)

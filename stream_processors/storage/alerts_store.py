@@ -1,0 +1,185 @@
+"""Alerts and detector state in PostgreSQL: loaded and saved inside the batch's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from stream_processors.core.alerts import Alert, AlertStatus, Severity
+from stream_processors.core.detectors import JsonDict, StateKey
+
+# Batches take this advisory lock shared; the tick and operators' commands take it exclusive,
+# so an acknowledgement or a stale check never interleaves with a batch's alert update.
+ALERT_LOCK = 0x616C7274  # "alrt"
+
+_COLUMNS = ("id, council, sensor_id, site, kind, rule, severity, state, opened_at,"
+            " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details")
+_A_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
+
+
+def lock_shared(cur: psycopg.Cursor[Any]) -> None:
+    """Take the alert lock for a batch (many batches at once)."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ALERT_LOCK,))
+
+
+def lock_exclusive(cur: psycopg.Cursor[Any]) -> None:
+    """Take the alert lock alone (tick, ack, resolve)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_LOCK,))
+
+
+def load_states(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[StateKey, JsonDict]:
+    """Detector states of ``sensor_ids``."""
+    cur.execute("SELECT sensor_id, detector, state FROM detector_state"
+                " WHERE sensor_id = ANY(%s)", (list(sensor_ids),))
+    return {(s, d): state for s, d, state in cur.fetchall()}
+
+
+def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> None:
+    """Upsert detector states."""
+    if not states:
+        return
+    keys = list(states)
+    cur.execute(
+        """
+        INSERT INTO detector_state (sensor_id, detector, state, updated_at)
+        SELECT s, d, j::jsonb, now() FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(s, d, j)
+        ON CONFLICT (sensor_id, detector)
+        DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+        """,
+        ([k[0] for k in keys], [k[1] for k in keys],
+         [json.dumps(states[k], separators=(",", ":")) for k in keys]),
+    )
+
+
+def states_of(cur: psycopg.Cursor[Any], detector: str) -> list[tuple[str, JsonDict]]:
+    """Every sensor's state for ``detector``."""
+    cur.execute("SELECT sensor_id, state FROM detector_state WHERE detector = %s", (detector,))
+    return [(s, state) for s, state in cur.fetchall()]
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    (id_, council, sensor_id, site, kind, rule, severity, state, opened_at, last_seen_at,
+     count, flaps, acknowledged_at, resolved_at, resolved_by, details) = row
+    return Alert(
+        id=int(id_), council=council, sensor_id=sensor_id, site=site, kind=kind, rule=rule,
+        severity=Severity(severity), state=AlertStatus(state), opened_at=opened_at,
+        last_seen_at=last_seen_at, count=int(count), flaps=int(flaps),
+        acknowledged_at=acknowledged_at, resolved_at=resolved_at, resolved_by=resolved_by,
+        details=dict(details or {}),
+    )
+
+
+def latest_alerts(
+    cur: psycopg.Cursor[Any], keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Alert]:
+    """The latest alert (any state) per (sensor_id, rule)."""
+    pairs = sorted(set(keys))
+    if not pairs:
+        return {}
+    cur.execute(
+        f"""
+        SELECT DISTINCT ON (a.sensor_id, a.rule) {_A_COLUMNS}
+          FROM alert_events a
+          JOIN unnest(%s::text[], %s::text[]) AS k(sensor_id, rule)
+            ON a.sensor_id = k.sensor_id AND a.rule = k.rule
+         ORDER BY a.sensor_id, a.rule, a.id DESC
+        """,
+        ([p[0] for p in pairs], [p[1] for p in pairs]),
+    )
+    return {(a.sensor_id, a.rule): a for a in map(_alert, cur.fetchall())}
+
+
+def live_alerts(cur: psycopg.Cursor[Any], rules: Sequence[str]) -> list[Alert]:
+    """Open or acknowledged alerts of ``rules``."""
+    cur.execute(f"SELECT {_COLUMNS} FROM alert_events"
+                " WHERE state <> 'resolved' AND rule = ANY(%s)", (list(rules),))
+    return [_alert(r) for r in cur.fetchall()]
+
+
+def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert]:
+    """Insert new alerts (``id`` None) and update the others, in order; returns them with ids."""
+    saved = []
+    for a in alerts:
+        values = (a.severity.value, a.state.value, a.last_seen_at, a.count, a.flaps,
+                  a.acknowledged_at, a.resolved_at, a.resolved_by, Jsonb(a.details))
+        if a.id is None:
+            cur.execute(
+                """
+                INSERT INTO alert_events (council, sensor_id, site, kind, rule, opened_at,
+                    severity, state, last_seen_at, count, flaps, acknowledged_at,
+                    resolved_at, resolved_by, details)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                RETURNING id
+                """,
+                (a.council, a.sensor_id, a.site, a.kind, a.rule, a.opened_at, *values),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            a = replace(a, id=int(row[0]))
+        else:
+            cur.execute(
+                """
+                UPDATE alert_events SET severity = %s, state = %s, last_seen_at = %s,
+                       count = %s, flaps = %s, acknowledged_at = %s, resolved_at = %s,
+                       resolved_by = %s, details = %s, updated_at = now()
+                 WHERE id = %s
+                """,
+                (*values, a.id),
+            )
+        saved.append(a)
+    return saved
+
+
+def get_alert(cur: psycopg.Cursor[Any], alert_id: int) -> Alert | None:
+    """One alert by id."""
+    cur.execute(f"SELECT {_COLUMNS} FROM alert_events WHERE id = %s", (alert_id,))
+    row = cur.fetchone()
+    return _alert(row) if row else None
+
+
+def list_alerts(
+    cur: psycopg.Cursor[Any], *, states: Sequence[str], council: str | None = None,
+    sensor_id: str | None = None, rule: str | None = None, since: datetime | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """Alerts newest first, filtered."""
+    cur.execute(
+        f"""
+        SELECT {_COLUMNS} FROM alert_events
+         WHERE state = ANY(%s)
+           AND (%s::text IS NULL OR council = %s) AND (%s::text IS NULL OR sensor_id = %s)
+           AND (%s::text IS NULL OR rule = %s) AND (%s::timestamptz IS NULL OR opened_at >= %s)
+         ORDER BY opened_at DESC, id DESC LIMIT %s
+        """,
+        (list(states), council, council, sensor_id, sensor_id, rule, rule, since, since, limit),
+    )
+    return [_alert(r) for r in cur.fetchall()]
+
+
+def out_of_range_letters(
+    cur: psycopg.Cursor[Any], after_id: int, limit: int = 5000
+) -> list[tuple[int, str, str, datetime]]:
+    """Dead letters rejected as physically impossible, after id ``after_id``."""
+    cur.execute(
+        "SELECT id, mqtt_topic, detail, received_at FROM dead_letters"
+        " WHERE reason = 'out_of_range' AND id > %s ORDER BY id LIMIT %s", (after_id, limit))
+    return [(int(i), t, d, r) for i, t, d, r in cur.fetchall()]
+
+
+def get_cursor(cur: psycopg.Cursor[Any], name: str) -> int:
+    """A tick watermark (0 when never set)."""
+    cur.execute("SELECT value FROM detection_cursor WHERE name = %s", (name,))
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_cursor(cur: psycopg.Cursor[Any], name: str, value: int) -> None:
+    """Advance a tick watermark."""
+    cur.execute("INSERT INTO detection_cursor (name, value) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name, value))
