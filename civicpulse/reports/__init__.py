@@ -1,0 +1,1 @@
+"""Council reports: bin collection-due lists, Net Zero carbon, air-quality compliance."""

@@ -1,0 +1,98 @@
+"""Collection-due list for a day: bin fill reads from the database through the forecast core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from civicpulse.reports.queries import series
+from stream_processors.core.forecast import (
+    DEFAULT_THRESHOLD,
+    BinForecast,
+    collection_due,
+    forecast_bin,
+)
+
+LONDON = ZoneInfo("Europe/London")
+LOOKBACK = timedelta(days=14)  # enough past cycles for a bin's typical rate
+
+
+@dataclass(frozen=True, slots=True)
+class DueList:
+    """Bins due for collection on ``day`` (local), forecast from reads before ``as_of``."""
+
+    day: date
+    as_of: datetime
+    by: datetime  # end of the day: due = at/over threshold by then
+    due: list[BinForecast]
+    not_due: list[BinForecast]
+    sites: dict[str, str]
+
+
+def day_bounds(day: date, tz: tzinfo = LONDON) -> tuple[datetime, datetime]:
+    """Local midnight starting ``day`` and the next one (23, 24 or 25 hours apart)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    nxt = day + timedelta(days=1)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
+
+
+def due_list(
+    conn: psycopg.Connection,
+    day: date,
+    *,
+    council: str | None = None,
+    as_of: datetime | None = None,
+    threshold: float | None = None,
+    tz: tzinfo = LONDON,
+) -> DueList:
+    """Forecast every bin from reads before ``as_of`` (default: the day's start).
+
+    Planning a round happens before it: by default the list for a day depends only on
+    reads before that day starts, so it is the same whenever it is printed. ``threshold``
+    overrides every bin's; otherwise ``sensor_sites.threshold_pct`` or 80 %.
+    """
+    start, end = day_bounds(day, tz)
+    cutoff = as_of or start
+    found = series(conn, "waste_bin", ["fill_level"], cutoff - LOOKBACK, cutoff, council)
+    forecasts: list[BinForecast] = []
+    sites: dict[str, str] = {}
+    for s in found.values():
+        limit = threshold or s.threshold_pct or DEFAULT_THRESHOLD
+        fc = forecast_bin(s.sensor_id, s.times, s.values, council=s.council, threshold=limit)
+        if fc is not None:
+            forecasts.append(fc)
+            sites[s.sensor_id] = s.site
+    due = collection_due(forecasts, end)
+    chosen = {f.sensor_id for f in due}
+    rest = sorted((f for f in forecasts if f.sensor_id not in chosen), key=lambda f: f.sensor_id)
+    return DueList(day, cutoff, end, due, rest, sites)
+
+
+def _row(f: BinForecast, site: str) -> dict[str, Any]:
+    return {
+        "sensor_id": f.sensor_id,
+        "council": f.council,
+        "site": site,
+        "fill_pct": round(f.fill, 1),
+        "threshold_pct": f.threshold,
+        "last_read": f.as_of.isoformat(),
+        "full_at": f.full_at.isoformat() if f.full_at else None,
+        "hours_to_full": None if f.hours_to_full is None else round(f.hours_to_full, 1),
+        "rate_pct_per_h": None if f.rate_per_h is None else round(f.rate_per_h, 3),
+        "method": f.method,
+    }
+
+
+def to_json(report: DueList) -> dict[str, Any]:
+    """The list as a JSON-ready mapping (times ISO 8601 UTC)."""
+    return {
+        "date": report.day.isoformat(),
+        "as_of": report.as_of.isoformat(),
+        "due_by": report.by.isoformat(),
+        "due": [_row(f, report.sites[f.sensor_id]) for f in report.due],
+        "not_due": [_row(f, report.sites[f.sensor_id]) for f in report.not_due],
+    }
