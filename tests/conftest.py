@@ -7,6 +7,12 @@ Fixtures
 ``database_url``    (session) ``postgresql://postgres@127.0.0.1:PORT/civicpulse``
 ``services``        (session) an object with ``.mqtt_url``, ``.kafka_bootstrap``, ``.database_url``
 ``fresh_db``        (function) URL of a new, empty database, dropped after the test
+``timescale_url``   (session) WASM PostgreSQL 17 + TimescaleDB (tools/pglite), empty database;
+                    ONE connection at a time, no background workers, no COPY FROM STDIN
+``fresh_timescale_url`` (function) the same, a new server per test (for tests that mutate)
+``contract_dbs``    (session) PostgreSQL 15 and the WASM TimescaleDB, both migrated and loaded
+                    with tests/conformance/seed.py; run a dashboard's SQL on each of
+                    ``contract_dbs.urls`` and compare with ``tests.conformance.contract.same_rows``
 
 If CIVICPULSE_MQTT_URL, CIVICPULSE_KAFKA_BOOTSTRAP and CIVICPULSE_DATABASE_URL are ALL set,
 those services are used as they are. Otherwise each service is started on demand with
@@ -77,7 +83,7 @@ class _Stack:
         return self.urls([name])[name]
 
     def urls(self, names: list[str]) -> dict[str, str]:
-        if self.external:
+        if self.external and all(n in ENV_VARS for n in names):
             return {n: os.environ[ENV_VARS[n]] for n in names}
         with self._lock:
             failed = [n for n in names if n in self._failures]
@@ -170,6 +176,45 @@ def fresh_db(database_url: str) -> Iterator[str]:
     url = urlunsplit(parts._replace(path=f"/{name}"))
     try:
         yield url
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def timescale_url(_devstack: _Stack) -> str:
+    """WASM TimescaleDB for the whole session (never skipped: a failed start fails)."""
+    return _devstack.url("pglite")
+
+
+@pytest.fixture
+def fresh_timescale_url(_devstack: _Stack) -> Iterator[str]:
+    """A WASM TimescaleDB server of its own, stopped after the test."""
+    try:
+        svc = devstack.start_pglite(_devstack.workdir)
+    except devstack.ServiceError as e:
+        pytest.fail(f"could not start the WASM TimescaleDB: {e}", pytrace=False)
+    try:
+        yield svc.url
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def contract_dbs(database_url: str, timescale_url: str) -> Iterator[object]:
+    """Both databases with the same seeded read contract (see tests/conformance)."""
+    import psycopg
+
+    from stream_processors.storage.rollups import ROLLUPS
+    from tests.conformance.contract import build
+    from tests.conformance.seed import make_seed
+
+    name = f"contract_{uuid.uuid4().hex}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    postgres = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    try:
+        yield build(postgres, timescale_url, make_seed(), ROLLUPS)
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

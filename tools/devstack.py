@@ -3,6 +3,7 @@
     start_mosquitto(workdir)        -> Service  (url: mqtt://127.0.0.1:P)
     start_postgres(workdir)         -> Service  (url: postgresql://postgres@127.0.0.1:P/civicpulse)
     start_kafka(workdir, libs_dir)  -> Service  (url: 127.0.0.1:P, a bootstrap server)
+    start_pglite(workdir)           -> Service  (url: WASM PostgreSQL 17 + TimescaleDB, tests only)
 
 Each service listens on a free loopback port, keeps all its files under ``workdir`` and runs
 in its own session/process group (``start_new_session=True``). Every pid is appended to
@@ -39,6 +40,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KAFKA_LIBS = REPO_ROOT / ".cache" / "kafka" / "libs"
+DEFAULT_PGLITE_MODULES = REPO_ROOT / ".cache" / "pglite" / "node_modules"
 PG_BIN_DEFAULT = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
 
@@ -682,6 +684,58 @@ def start_kafka(
     return _with_retries("kafka", 2, attempt)
 
 
+# ------------------------------------------------------------------------ pglite
+
+
+def start_pglite(
+    workdir: str | os.PathLike[str],
+    modules: str | os.PathLike[str] = DEFAULT_PGLITE_MODULES,
+    *,
+    timeout: float = 60.0,
+) -> Service:
+    """In-memory WASM PostgreSQL 17 + TimescaleDB (tools/pglite/server.mjs) on a free port.
+
+    It serves ONE connection at a time (others queue) and has no background workers;
+    ``COPY ... FROM STDIN`` crashes it. For proving DDL and queries, not for load.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    node = shutil.which("node")
+    if not node:
+        raise ServiceError("node not found on PATH (run scripts/bootstrap.sh)")
+    if not (Path(modules) / "@unni-craftsman" / "pglite").is_dir():
+        raise ServiceError(f"no WASM TimescaleDB in {modules} (run scripts/bootstrap.sh)")
+    script = REPO_ROOT / "tools" / "pglite" / "server.mjs"
+
+    def attempt(n: int) -> Service:
+        t0 = time.monotonic()
+        port = free_port()
+        d = _fresh_dir(workdir / f"pglite-{port}")
+        log_path = d / "server.log"
+        env = {**os.environ, "CIVICPULSE_PGLITE_MODULES": str(Path(modules).resolve())}
+        proc = _spawn([node, str(script), str(port)], workdir=workdir, log_path=log_path,
+                      cwd=d, env=env)
+        try:
+            _wait_until(lambda: f"listening {port}" in log_path.read_text(errors="replace"),
+                        proc, timeout, "pglite", log_path)
+        except ServiceError:
+            _abort(proc, workdir / "pids")
+            raise
+        return Service(
+            name="pglite",
+            url=f"postgresql://postgres:any@{HOST}:{port}/postgres?sslmode=disable&gssencmode=disable",
+            port=port,
+            proc=proc,
+            log_path=log_path,
+            workdir=d,
+            pids_file=workdir / "pids",
+            stop_timeout=10.0,
+            startup_seconds=time.monotonic() - t0,
+        )
+
+    return _with_retries("pglite", 3, attempt)
+
+
 # ------------------------------------------------------------------------ CLI
 
 ENV_NAMES = {
@@ -698,6 +752,8 @@ def start(name: str, workdir: Path, libs_dir: Path = DEFAULT_KAFKA_LIBS) -> Serv
         return start_postgres(workdir)
     if name == "kafka":
         return start_kafka(workdir, libs_dir)
+    if name == "pglite":
+        return start_pglite(workdir)
     raise ValueError(f"unknown service {name!r}")
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from sensors.reading import Reading
+from stream_processors.storage import rollups
 from stream_processors.storage.connection import StoreUnavailable, connect
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ T = TypeVar("T")
 # (replayed duplicates excluded), e.g. to run detectors and save alerts atomically.
 InsertedHook = Callable[[psycopg.Cursor[Any], list[Reading]], None]
 
-_STAGE = """
+STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS readings_stage (
     time timestamptz, council text, sensor_id text, kind text, metric text,
     value double precision, unit text, received_at timestamptz
@@ -79,6 +80,26 @@ class WriteResult:
         return self.received - self.inserted
 
 
+def apply_stage(
+    cur: psycopg.Cursor, *, maintain_rollups: bool, inserted_keys: set[Any] | None = None
+) -> tuple[int, int]:
+    """Store the staged batch and refresh what it touched; returns (inserted, minutes).
+
+    ``maintain_rollups``: also recompute the touched 15m/1h/1d rollup buckets (plain
+    PostgreSQL, where they are tables; on TimescaleDB they are continuous aggregates).
+    ``inserted_keys``: filled with the (sensor_id, metric, time) keys actually inserted.
+    """
+    keys = cur.execute(_INSERT_RAW).fetchall()
+    inserted = len(keys)
+    if inserted_keys is not None:
+        inserted_keys.update(keys)
+    cur.execute(_REFRESH_1M)
+    refreshed = cur.rowcount
+    if maintain_rollups:
+        rollups.refresh_touched(cur)
+    return inserted, refreshed
+
+
 class ReadingStore:
     """Writes batches of canonical readings in one transaction each; safe to replay.
 
@@ -89,11 +110,15 @@ class ReadingStore:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._conn: psycopg.Connection | None = None
+        self._maintain_rollups: bool | None = None  # None: not known yet (not migrated)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = connect(self._conninfo)
-            self._conn.execute(_STAGE)
+            self._conn.execute(STAGE_DDL)
+            self._conn.commit()
+        if self._maintain_rollups is None:
+            self._maintain_rollups = rollups.maintained_by_store(self._conn)
             self._conn.commit()
         return self._conn
 
@@ -115,10 +140,10 @@ class ReadingStore:
                             (r.time, r.council, r.sensor_id, r.kind, r.metric, r.value,
                              r.unit, r.received_at)
                         )
-                keys = set(cur.execute(_INSERT_RAW).fetchall())
-                inserted = len(keys)
-                cur.execute(_REFRESH_1M)
-                refreshed = cur.rowcount
+                maintain = bool(self._maintain_rollups)
+                keys: set[Any] = set()
+                inserted, refreshed = apply_stage(
+                    cur, maintain_rollups=maintain, inserted_keys=keys)
                 if on_inserted is not None and keys:
                     on_inserted(cur, [r for r in readings if r.key in keys])
             return WriteResult(len(readings), inserted, refreshed)

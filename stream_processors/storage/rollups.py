@@ -1,0 +1,158 @@
+"""Rollups of the read contract: kept exact by the store on PostgreSQL, refreshed on Timescale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+# time_bucket()'s default origin: buckets here line up with TimescaleDB's to the microsecond.
+ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
+STAGE = "readings_stage"  # the readings store's per-batch temp table
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rollup relation: built from ``source`` in buckets of ``width``."""
+
+    name: str
+    source: str
+    width: timedelta
+    per_sensor: bool
+
+    @property
+    def width_sql(self) -> str:
+        """The width as an SQL interval literal."""
+        return f"INTERVAL '{int(self.width.total_seconds())} seconds'"
+
+
+# In dependency order: each level reads only levels before it (or raw readings).
+LEVELS: tuple[Level, ...] = (
+    Level("readings_15m", "readings", timedelta(minutes=15), per_sensor=True),
+    Level("readings_1h", "readings_15m", timedelta(hours=1), per_sensor=True),
+    Level("readings_1d", "readings_1h", timedelta(days=1), per_sensor=True),
+    Level("readings_council_1h", "readings_1h", timedelta(hours=1), per_sensor=False),
+    Level("readings_council_1d", "readings_1d", timedelta(days=1), per_sensor=False),
+)
+ROLLUPS: tuple[str, ...] = tuple(level.name for level in LEVELS)
+
+_SENSOR_KEY = ("council", "sensor_id", "kind", "metric")
+_COUNCIL_KEY = ("council", "kind", "metric")
+_SENSOR_COLS = "bucket, council, sensor_id, kind, metric, n, sum, min, max, mean, last, last_time"
+_COUNCIL_COLS = "bucket, council, kind, metric, sensors, n, sum, min, max, mean"
+
+# The same formulas as the continuous aggregates in sql/010_rollups.sql (the conformance
+# suite holds the two equal): mean = sum / n at every level, last = value at the latest time.
+_FROM_RAW = (
+    "count(*), sum(s.value), min(s.value), max(s.value), sum(s.value) / count(*),"
+    " (array_agg(s.value ORDER BY s.time DESC))[1], max(s.time)"
+)
+_FROM_SENSOR_ROLLUP = (
+    "sum(s.n), sum(s.sum), min(s.min), max(s.max), sum(s.sum) / sum(s.n),"
+    " (array_agg(s.last ORDER BY s.last_time DESC))[1], max(s.last_time)"
+)
+_COUNCIL_FROM_SENSOR_ROLLUP = (
+    "count(*), sum(s.n), sum(s.sum), min(s.min), max(s.max), sum(s.sum) / sum(s.n)"
+)
+
+
+def _select(level: Level, join: str, where: str) -> str:
+    time_col = "time" if level.source == "readings" else "bucket"
+    if level.per_sensor:
+        key, aggs = _SENSOR_KEY, _FROM_RAW if level.source == "readings" else _FROM_SENSOR_ROLLUP
+    else:
+        key, aggs = _COUNCIL_KEY, _COUNCIL_FROM_SENSOR_ROLLUP
+        where = f"({where}) AND council_rollup_metric(s.metric)"
+    keys = ", ".join(f"s.{k}" for k in key)
+    return (
+        f"SELECT date_bin({level.width_sql}, s.{time_col}, {ORIGIN}) AS bucket, {keys}, {aggs}"
+        f" FROM {level.source} s {join} WHERE {where} GROUP BY 1, {keys}"
+    )
+
+
+def _upsert(level: Level, select: str) -> str:
+    cols = _SENSOR_COLS if level.per_sensor else _COUNCIL_COLS
+    pk = ("sensor_id", "metric", "bucket", "council", "kind") if level.per_sensor else (
+        "council", "kind", "metric", "bucket"
+    )
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols.split(", ") if c not in pk)
+    return (
+        f"INSERT INTO {level.name} ({cols}) {select}"
+        f" ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates}"
+    )
+
+
+def touched_sql(level: Level) -> str:
+    """Recompute every ``level`` bucket that the staged batch touched, from its source."""
+    time_col = "time" if level.source == "readings" else "bucket"
+    key = ("sensor_id", "metric") if level.per_sensor else _COUNCIL_KEY
+    touched = (
+        f"(SELECT DISTINCT {', '.join(key)},"
+        f" date_bin({level.width_sql}, time, {ORIGIN}) AS bucket FROM {STAGE}) t"
+    )
+    on = " AND ".join(f"s.{k} = t.{k}" for k in key)
+    join = (
+        f"JOIN {touched} ON {on} AND s.{time_col} >= t.bucket"
+        f" AND s.{time_col} < t.bucket + {level.width_sql}"
+    )
+    return _upsert(level, _select(level, join, "TRUE"))
+
+
+def rebuild_sql(level: Level) -> tuple[str, str]:
+    """Delete, then recompute, every ``level`` bucket in [%(start)s, %(stop)s)."""
+    time_col = "time" if level.source == "readings" else "bucket"
+    delete = f"DELETE FROM {level.name} WHERE bucket >= %(start)s AND bucket < %(stop)s"
+    where = f"s.{time_col} >= %(start)s AND s.{time_col} < %(stop)s"
+    return delete, _upsert(level, _select(level, "", where))
+
+
+TOUCHED_SQL: tuple[str, ...] = tuple(touched_sql(level) for level in LEVELS)
+
+
+def maintained_by_store(conn: psycopg.Connection) -> bool | None:
+    """True when the rollups are plain tables (plain PostgreSQL) that the store must keep.
+
+    False on TimescaleDB (continuous aggregates); None before migration 010 has run.
+    """
+    row = conn.execute(
+        "SELECT relkind FROM pg_class WHERE oid = to_regclass('readings_15m')"
+    ).fetchone()
+    return None if row is None else row[0] == "r"
+
+
+def refresh_touched(cur: psycopg.Cursor) -> None:
+    """Plain PostgreSQL: bring every rollup bucket the staged batch touched up to date."""
+    for statement in TOUCHED_SQL:
+        cur.execute(statement)  # type: ignore[arg-type]  # built from constants above
+
+
+def day_floor(t: datetime) -> datetime:
+    """``t`` rounded down to UTC midnight (all rollup widths divide a day)."""
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def refresh_range(conn: psycopg.Connection, start: datetime, stop: datetime) -> None:
+    """Recompute every rollup bucket overlapping [start, stop), widened to whole UTC days.
+
+    Plain PostgreSQL: one transaction rebuilding the tables from raw readings (a backfill or
+    a repair). TimescaleDB: ``refresh_continuous_aggregate`` level by level, which needs an
+    autocommit connection.
+    """
+    start = day_floor(start)
+    stop = day_floor(stop) + (timedelta(0) if stop == day_floor(stop) else timedelta(days=1))
+    kind = maintained_by_store(conn)
+    if kind is None:
+        raise ValueError("no rollups in this database: run the migrations first")
+    if kind:
+        with conn.transaction(), conn.cursor() as cur:
+            for level in LEVELS:
+                for statement in rebuild_sql(level):
+                    cur.execute(statement, {"start": start, "stop": stop})  # type: ignore[arg-type]
+        return
+    if not conn.autocommit:
+        raise ValueError("refreshing continuous aggregates needs an autocommit connection")
+    for level in LEVELS:
+        conn.execute(
+            "CALL refresh_continuous_aggregate(%s, %s, %s)", (level.name, start, stop)
+        )
