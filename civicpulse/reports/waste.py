@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,8 +91,8 @@ def to_json(report: DueList) -> dict[str, Any]:
     """The list as a JSON-ready mapping (times ISO 8601 UTC)."""
     return {
         "date": report.day.isoformat(),
-        "as_of": report.as_of.isoformat(),
-        "due_by": report.by.isoformat(),
+        "as_of": report.as_of.astimezone(UTC).isoformat(),
+        "due_by": report.by.astimezone(UTC).isoformat(),
         "due": [_row(f, report.sites[f.sensor_id]) for f in report.due],
         "not_due": [_row(f, report.sites[f.sensor_id]) for f in report.not_due],
     }
