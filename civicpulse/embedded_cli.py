@@ -48,11 +48,11 @@ def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | Non
 
 def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
     from ingest.bridge import limits_from
-    from ingest.mqtt_url import parse_mqtt_url
+    from sensors.mqtt_url import BrokerUrl
     from stream_processors.engines.embedded import EmbeddedConfig, EmbeddedEngine
 
     try:
-        endpoint = parse_mqtt_url(settings.mqtt_url)
+        endpoint = BrokerUrl.parse(settings.mqtt_url)
     except ValueError as exc:
         raise _fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
     return EmbeddedEngine(

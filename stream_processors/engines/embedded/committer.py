@@ -70,6 +70,7 @@ class GroupCommitter:
         *,
         max_readings: int = 2000,
         window_s: float = 0.025,
+        tick_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pipeline = ReadingPipeline(store, sleep=self._sleep)
@@ -86,11 +87,27 @@ class GroupCommitter:
         self._closing = False
         self._stopping = threading.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="civicpulse-commit")
+        self._tick_s = tick_s
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the commit loop on the running event loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        """Start the commit loop and the detection tick on the running event loop."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="group-commit")
+        self._ticker = loop.create_task(self._tick(), name="detection-tick")
+
+    async def _tick(self) -> None:
+        """The pipeline's wall-clock alert rules, every ``tick_s``, in the commit thread."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            try:
+                await loop.run_in_executor(self._executor, self.pipeline.tick)
+            except StoreUnavailable as exc:
+                log.warning("detection tick skipped, database unavailable: %s", exc)
+            except Exception:
+                log.exception("detection tick failed")
 
     async def submit(self, topic: str, payload: bytes) -> None:
         """Route one message and return once its readings or dead letter are committed."""
@@ -127,8 +144,7 @@ class GroupCommitter:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            batch, self._pending, self._pending_readings = self._pending, [], 0
-            self._arrived.clear()
+            batch = self._take_batch()
             try:
                 await loop.run_in_executor(self._executor, self._commit, batch)
             except Exception as exc:
@@ -146,6 +162,20 @@ class GroupCommitter:
                     item.done.set_result(None)
             self.stats.committed_messages += len(batch)
             self.stats.batches += 1
+
+    def _take_batch(self) -> list[_Item]:
+        """Whole messages from the front of the queue, up to ``max_readings`` readings."""
+        taken = n = 0
+        while taken < min(len(self._pending), self._max) and (n < self._max or taken == 0):
+            n += len(self._pending[taken].routed.readings)
+            taken += 1
+        batch, self._pending = self._pending[:taken], self._pending[taken:]
+        self._pending_readings -= n
+        if self._pending:
+            self._first_at = 0.0  # the rest has waited long enough: commit it next, no window
+        else:
+            self._arrived.clear()
+        return batch
 
     def _commit(self, batch: list[_Item]) -> None:
         """Worker thread: readings first (retried by the pipeline), then dead letters."""
@@ -188,6 +218,9 @@ class GroupCommitter:
             await asyncio.sleep(0.01)
         self._stopping.set()
         self._arrived.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         for item in self._pending:
