@@ -1,0 +1,142 @@
+"""``civicpulse run`` as a real subprocess: mosquitto_pub → database in 1 s, replay, port clash."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.integration.processes import CivicProcess, civic_env
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Embedded:
+    """``civicpulse run`` on a free port with its own data dir; knows its database URL."""
+
+    def __init__(self, tmp: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = tmp / "data"
+        self.mqtt_url = f"mqtt://127.0.0.1:{self.port}"
+        self.process = CivicProcess(
+            ["run", "--mqtt-url", self.mqtt_url, "--data-dir", str(self.data_dir)],
+            civic_env(log_level="INFO"), tmp / "run.log",
+        )
+        self.database_url = ""
+
+    def start(self) -> Embedded:
+        self.process.start()
+        self.process.wait_for_log("ready — Ctrl-C to stop", timeout=45)
+        log = self.process.log_path.read_text(errors="replace")
+        self.database_url = re.findall(r"psql '([^']+)'", log)[-1]
+        return self
+
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Embedded]:
+    e = Embedded(tmp_path).start()
+    yield e
+    assert e.process.stop() == 0, e.process.log_tail()
+
+
+def reading_payload(sensor: str, when: datetime, value: float) -> str:
+    return json.dumps({"v": 1, "sensor_id": sensor, "time": when.isoformat(),
+                       "readings": [{"metric": "pm10", "value": value, "unit": "ug/m3"}]})
+
+
+def test_mosquitto_pub_reading_is_in_the_database_within_a_second(engine: Embedded) -> None:
+    topic = "civicpulse/camden/air_quality/aq-test-1"
+    sub = subprocess.Popen(  # another subscriber must still get the message (normal broker)
+        ["mosquitto_sub", "-p", str(engine.port), "-q", "1", "-t", "civicpulse/#", "-C", "1",
+         "-W", "10"], stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(0.5)
+    when = datetime.now(UTC).replace(microsecond=123000)
+    payload = reading_payload("aq-test-1", when, 12.5)
+    started = time.monotonic()
+    subprocess.run(["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic,
+                    "-m", payload], check=True, timeout=10)
+    rows: list[tuple[object, ...]] = []
+    while time.monotonic() - started < 1.0 and not rows:
+        rows = engine.query("SELECT council, sensor_id, kind, metric, value, time FROM readings"
+                            " WHERE sensor_id = 'aq-test-1'")
+    elapsed = time.monotonic() - started
+    assert rows == [("camden", "aq-test-1", "air_quality", "pm10", 12.5, when)], elapsed
+    assert elapsed < 1.0
+    out, _ = sub.communicate(timeout=10)
+    assert out.strip() == payload
+
+
+def test_rejected_message_is_a_dead_letter_and_still_acknowledged(engine: Embedded) -> None:
+    topic = "civicpulse/camden/air_quality/aq-test-2"
+    subprocess.run(["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic,
+                    "-m", "pm10=12.3"], check=True, timeout=10)
+    assert engine.query("SELECT reason, mqtt_topic, payload FROM dead_letters") == [
+        ("malformed_json", topic, b"pm10=12.3")
+    ]
+
+
+def test_replay_publishes_a_recording(engine: Embedded, tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    recording = tmp_path / "rec.jsonl"
+    lines = [
+        {"topic": f"civicpulse/leeds/air_quality/aq-r{i % 3}",
+         "payload_b64": base64.b64encode(reading_payload(
+             f"aq-r{i % 3}", start + timedelta(seconds=i), float(i)).encode()).decode(),
+         "t": i / 100}
+        for i in range(30)
+    ]
+    recording.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = subprocess.run(
+        [sys.executable, "-m", "civicpulse.cli", "replay", str(recording), "--mqtt-url",
+         engine.mqtt_url, "--rate", "0"], env=civic_env(), capture_output=True, text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "30 acknowledged" in done.stderr.replace(",", "")
+    assert engine.query("SELECT count(*), sum(value) FROM readings WHERE council = 'leeds'") == [
+        (30, float(sum(range(30))))
+    ]
+
+
+def test_replay_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "civicpulse.cli", "replay", str(tmp_path / "nope.jsonl")],
+        env=civic_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "civicpulse simulate --record" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        e = Embedded(tmp_path, port=busy.getsockname()[1])
+        e.process.start()
+        assert e.process.proc is not None
+        assert e.process.proc.wait(timeout=60) == 1
+    log = e.process.log_path.read_text()
+    assert "cannot listen on" in log and "--mqtt-url" in log
+    assert "Traceback" not in log
