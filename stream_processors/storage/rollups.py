@@ -57,18 +57,13 @@ _COUNCIL_FROM_SENSOR_ROLLUP = (
 )
 
 
-def _select(level: Level, join: str, where: str) -> str:
-    time_col = "time" if level.source == "readings" else "bucket"
-    if level.per_sensor:
-        key, aggs = _SENSOR_KEY, _FROM_RAW if level.source == "readings" else _FROM_SENSOR_ROLLUP
-    else:
-        key, aggs = _COUNCIL_KEY, _COUNCIL_FROM_SENSOR_ROLLUP
-        where = f"({where}) AND council_rollup_metric(s.metric)"
-    keys = ", ".join(f"s.{k}" for k in key)
-    return (
-        f"SELECT date_bin({level.width_sql}, s.{time_col}, {ORIGIN}) AS bucket, {keys}, {aggs}"
-        f" FROM {level.source} s {join} WHERE {where} GROUP BY 1, {keys}"
-    )
+def _parts(level: Level) -> tuple[str, tuple[str, ...], str]:
+    """(time column of the source, group key, aggregate expressions) for ``level``."""
+    if not level.per_sensor:
+        return "bucket", _COUNCIL_KEY, _COUNCIL_FROM_SENSOR_ROLLUP
+    if level.source == "readings":
+        return "time", _SENSOR_KEY, _FROM_RAW
+    return "bucket", _SENSOR_KEY, _FROM_SENSOR_ROLLUP
 
 
 def _upsert(level: Level, select: str) -> str:
@@ -83,28 +78,41 @@ def _upsert(level: Level, select: str) -> str:
     )
 
 
+def _only_rollup_metrics(level: Level) -> str:
+    return "" if level.per_sensor else " AND council_rollup_metric(s.metric)"
+
+
 def touched_sql(level: Level) -> str:
-    """Recompute every ``level`` bucket that the staged batch touched, from its source."""
-    time_col = "time" if level.source == "readings" else "bucket"
-    key = ("sensor_id", "metric") if level.per_sensor else _COUNCIL_KEY
-    touched = (
-        f"(SELECT DISTINCT {', '.join(key)},"
+    """Recompute every ``level`` bucket that the staged batch touched, from its source.
+
+    One index range scan of the source per touched bucket (LATERAL): the cost follows the
+    batch, not the size of the tables.
+    """
+    time_col, key, aggs = _parts(level)
+    lookup = ("sensor_id", "metric") if level.per_sensor else _COUNCIL_KEY
+    keys = ", ".join(f"s.{k}" for k in key)
+    on = " AND ".join(f"s.{k} = t.{k}" for k in lookup)
+    select = (
+        f"SELECT t.bucket, x.* FROM (SELECT DISTINCT {', '.join(lookup)},"
         f" date_bin({level.width_sql}, time, {ORIGIN}) AS bucket FROM {STAGE}) t"
+        f" CROSS JOIN LATERAL (SELECT {keys}, {aggs} FROM {level.source} s"
+        f" WHERE {on} AND s.{time_col} >= t.bucket AND s.{time_col} < t.bucket +"
+        f" {level.width_sql}{_only_rollup_metrics(level)} GROUP BY {keys}) x"
     )
-    on = " AND ".join(f"s.{k} = t.{k}" for k in key)
-    join = (
-        f"JOIN {touched} ON {on} AND s.{time_col} >= t.bucket"
-        f" AND s.{time_col} < t.bucket + {level.width_sql}"
-    )
-    return _upsert(level, _select(level, join, "TRUE"))
+    return _upsert(level, select)
 
 
 def rebuild_sql(level: Level) -> tuple[str, str]:
     """Delete, then recompute, every ``level`` bucket in [%(start)s, %(stop)s)."""
-    time_col = "time" if level.source == "readings" else "bucket"
+    time_col, key, aggs = _parts(level)
+    keys = ", ".join(f"s.{k}" for k in key)
     delete = f"DELETE FROM {level.name} WHERE bucket >= %(start)s AND bucket < %(stop)s"
-    where = f"s.{time_col} >= %(start)s AND s.{time_col} < %(stop)s"
-    return delete, _upsert(level, _select(level, "", where))
+    select = (
+        f"SELECT date_bin({level.width_sql}, s.{time_col}, {ORIGIN}) AS bucket, {keys}, {aggs}"
+        f" FROM {level.source} s WHERE s.{time_col} >= %(start)s AND s.{time_col} < %(stop)s"
+        f"{_only_rollup_metrics(level)} GROUP BY 1, {keys}"
+    )
+    return delete, _upsert(level, select)
 
 
 TOUCHED_SQL: tuple[str, ...] = tuple(touched_sql(level) for level in LEVELS)
