@@ -84,7 +84,8 @@ def report_netzero(
 ) -> None:
     """Net Zero electricity report: CSVs and a PDF (DESNZ factors of the reporting year)."""
     from civicpulse.reports.netzero import Period, build_netzero
-    from civicpulse.reports.netzero_out import write_csvs, write_pdf
+    from civicpulse.reports.netzero_out import write_csvs
+    from civicpulse.reports.netzero_pdf import write_pdf
     from stream_processors.core.carbon import CarbonError
 
     try:
@@ -97,6 +98,8 @@ def report_netzero(
             report = build_netzero(conn, p, base, council=council)
     except CarbonError as exc:
         raise _fail(f"{exc} — add that year's DESNZ factors to the factor file") from exc
+    except ValueError as exc:
+        raise _fail(f"{exc} — choose another --baseline-year") from exc
     files = write_csvs(report, out_dir)
     files.append(write_pdf(report, out_dir / f"netzero_{p.label}.pdf"))
     for note in report.notes:

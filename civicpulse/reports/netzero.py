@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from stream_processors.core.carbon import (
     FactorChoice,
     FactorTable,
     Footprint,
+    Interval,
     allocate,
     footprint,
     load_factors,
@@ -62,6 +64,7 @@ class Meter:
     site: str
     import_kwh: tuple[float, ...]
     export_kwh: tuple[float, ...]
+    hours: tuple[float, ...]  # hours covered by import-register intervals, per month
     resets: int
     ignored_reads: int
 
@@ -74,15 +77,26 @@ class Compared:
     current: Footprint
     baseline_label: str
     baseline: Footprint
+    meter_hours: float  # register-covered hours behind ``current`` (0: no data at all)
+    baseline_meter_hours: float
+
+    @property
+    def comparable(self) -> bool:
+        """Both sides have readings: a change against no data is not reported."""
+        return self.meter_hours > 0 and self.baseline_meter_hours > 0
 
     @property
     def change_kwh_pct(self) -> float | None:
         """% change in imported kWh from the baseline."""
+        if not self.comparable:
+            return None
         return pct_change(self.current.import_kwh, self.baseline.import_kwh)
 
     @property
     def change_kg_pct(self) -> float | None:
         """% change in gross kg CO2e from the baseline (each with its own year's factors)."""
+        if not self.comparable:
+            return None
         return pct_change(self.current.gross_kg, self.baseline.gross_kg)
 
 
@@ -107,17 +121,19 @@ class NetZeroReport:
     council: str | None
     factors: FactorChoice
     baseline_factors: FactorChoice
+    year_factors: list[FactorChoice]  # baseline year .. period year
     source: str
     version: str
-    months: list[Compared]  # the trend: Jan..period month (or the whole year)
+    months: list[Compared]  # the monthly trend: Jan..period month (or the whole year)
     period_total: Compared
-    ytd_total: Compared
+    ytd_total: Compared  # Jan..period month of the period year (the whole year for a year)
+    annual: list[Compared]  # each year baseline..period over the same months, vs baseline
     sites: list[SiteRow]
 
     @property
     def notes(self) -> list[str]:
-        """The factor-year sentences every output carries."""
-        return [self.factors.note, self.baseline_factors.note]
+        """The factor-year sentences every output carries, one per year in the report."""
+        return [c.note for c in self.year_factors]
 
 
 def meters(
@@ -131,14 +147,17 @@ def meters(
     for s in found.values():
         d = register_deltas(s.times, s.values)
         kwh = allocate(d.intervals, edges)
-        m = out.get(s.sensor_id) or Meter(s.sensor_id, s.council, s.site, zero, zero, 0, 0)
-        fields = {"import_kwh": kwh} if s.metric == "energy_import" else {"export_kwh": kwh}
+        m = out.get(s.sensor_id) or Meter(s.sensor_id, s.council, s.site, zero, zero, zero, 0, 0)
+        imp = s.metric == "energy_import"
+        spans = [Interval(iv.start, iv.end, (iv.end - iv.start).total_seconds() / 3600)
+                 for iv in d.intervals]
         out[s.sensor_id] = Meter(
             m.sensor_id,
             m.council,
             m.site,
-            fields.get("import_kwh", m.import_kwh),
-            fields.get("export_kwh", m.export_kwh),
+            kwh if imp else m.import_kwh,
+            m.export_kwh if imp else kwh,
+            allocate(spans, edges) if imp else m.hours,
             m.resets + len(d.resets),
             m.ignored_reads + len(d.glitches),
         )
@@ -147,6 +166,13 @@ def meters(
 
 def _sum(ms: list[Meter], months: range, export: bool) -> float:
     return sum((m.export_kwh if export else m.import_kwh)[i - 1] for m in ms for i in months)
+
+
+def _hours(ms: list[Meter], months: range) -> float:
+    return sum(m.hours[i - 1] for m in ms for i in months)
+
+
+MAX_YEARS = 12  # years from the baseline to the period in one report
 
 
 def build_netzero(
@@ -158,57 +184,68 @@ def build_netzero(
     table: FactorTable | None = None,
     tz: tzinfo = LONDON,
 ) -> NetZeroReport:
-    """The report for ``period`` against the same months of ``baseline_year``."""
-    table = table or load_factors()
-    cur_choice, base_choice = table.for_year(period.year), table.for_year(baseline_year)
-    last = period.months[-1]
-    now = meters(conn, period.year, last, council, tz)
-    base = meters(conn, baseline_year, last, council, tz)
-    now_list, base_list = list(now.values()), list(base.values())
+    """The report for ``period`` against the same months of ``baseline_year``.
 
-    def compared(label: str, bl: str, cur: list[Meter], old: list[Meter], ms: range) -> Compared:
-        fp = footprint(
-            _sum(cur, ms, False), _sum(cur, ms, True), cur_choice.factors
+    Each year's kWh are converted with that year's factors (or the latest earlier set),
+    so a change in % mixes less use and a cleaner grid, as DESNZ reporting does.
+    """
+    if not 0 <= period.year - baseline_year < MAX_YEARS:
+        raise ValueError(
+            f"baseline year must be at most {MAX_YEARS - 1} years before {period.year}"
         )
-        bfp = footprint(
-            _sum(old, ms, False), _sum(old, ms, True), base_choice.factors
-        )
-        return Compared(label, fp, bl, bfp)
+    table = table or load_factors()
+    years = range(baseline_year, period.year + 1)
+    choice = {y: table.for_year(y) for y in years}
+    last = period.months[-1]
+    by_year = {y: meters(conn, y, last, council, tz) for y in years}
+    now, base = by_year[period.year], by_year[baseline_year]
+
+    def compared(
+        label: str, bl: str, year: int, cur: Iterable[Meter], old: Iterable[Meter], ms: range
+    ) -> Compared:
+        cur, old = list(cur), list(old)
+        fp = footprint(_sum(cur, ms, False), _sum(cur, ms, True), choice[year].factors)
+        bfp = footprint(_sum(old, ms, False), _sum(old, ms, True), choice[baseline_year].factors)
+        return Compared(label, fp, bl, bfp, _hours(cur, ms), _hours(old, ms))
 
     month_rows = [
-        compared(f"{period.year}-{m:02d}", f"{baseline_year}-{m:02d}", now_list, base_list,
-                 range(m, m + 1))
+        compared(f"{period.year}-{m:02d}", f"{baseline_year}-{m:02d}", period.year,
+                 now.values(), base.values(), range(m, m + 1))
         for m in period.months
     ]
     span = range(last, last + 1) if period.month else period.months
     base_label = f"{baseline_year}" + (f"-{last:02d}" if period.month else "")
+    months_label = "" if last == 12 else f" Jan-{last:02d}"
     sites = [
         SiteRow(
             m.sensor_id,
             m.council,
             m.site,
-            compared(period.label, base_label, [m], [base[k]] if k in base else [], span),
+            compared(period.label, base_label, period.year, [m], [base[k]] if k in base else [],
+                     span),
             m.resets,
             m.ignored_reads,
         )
         for k, m in sorted(now.items(), key=lambda kv: (kv[1].site, kv[0]))
     ]
+    annual = [
+        compared(f"{y}{months_label}", f"{baseline_year}{months_label}", y,
+                 by_year[y].values(), base.values(), period.months)
+        for y in years
+    ]
     return NetZeroReport(
         period=period,
         baseline_year=baseline_year,
         council=council,
-        factors=cur_choice,
-        baseline_factors=base_choice,
+        factors=choice[period.year],
+        baseline_factors=choice[baseline_year],
+        year_factors=[choice[y] for y in years],
         source=table.source,
         version=table.version,
         months=month_rows,
-        period_total=compared(period.label, base_label, now_list, base_list, span),
-        ytd_total=compared(
-            f"{period.year} Jan-{period.months[-1]:02d}",
-            f"{baseline_year} Jan-{period.months[-1]:02d}",
-            now_list,
-            base_list,
-            period.months,
-        ),
+        period_total=compared(period.label, base_label, period.year, now.values(),
+                              base.values(), span),
+        ytd_total=annual[-1],
+        annual=annual,
         sites=sites,
     )

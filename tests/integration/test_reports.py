@@ -182,10 +182,19 @@ def test_netzero_month_figures_equal_independent_calculation(netzero_db, tmp_pat
     ytd = sum(truths[2026][s][0][:10].sum() for s in ("em-a", "em-b"))
     assert float(summary["year_to_date_import_kwh"]) == pytest.approx(ytd, abs=5e-3)
 
+    annual = {r["year"]: r for r in _csv(out / "netzero_2026-10_annual.csv")}
+    assert list(annual) == ["2024 Jan-10", "2025 Jan-10", "2026 Jan-10"]
+    assert [r["factor_year"] for r in annual.values()] == ["2024", "2025", "2025"]
+    assert annual["2025 Jan-10"]["meter_hours"] == "0.0"
+    assert annual["2025 Jan-10"]["change_total_pct"] == ""  # no readings: no % change
+    assert float(annual["2026 Jan-10"]["import_kwh"]) == pytest.approx(ytd, abs=5e-3)
+    # October 2026 in London: 745 h; two meters, minus the half hour across the exchange
+    assert float(monthly["2026-10"]["meter_hours"]) == pytest.approx(2 * 745 - 0.5)
+
     pdf = out / "netzero_2026-10.pdf"
     subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page*.png"))
-    assert len(pages) == 2
+    assert len(pages) == 3
     from PIL import Image
 
     for page in pages:
@@ -203,3 +212,18 @@ def test_netzero_year_without_earlier_factors_fails_clearly(netzero_db, tmp_path
     )
     assert proc.returncode == 1
     assert "no DESNZ factors for 2019" in proc.stderr
+
+
+def test_netzero_year_period_sites_total_the_year(netzero_db, tmp_path: Path) -> None:
+    url, truths = netzero_db
+    run_cli("report", "netzero", "--period", "2026", "--out", str(tmp_path),
+            "--baseline-year", "2024", "--database-url", url)
+    sites = {r["sensor_id"]: r for r in _csv(tmp_path / "netzero_2026_sites.csv")}
+    for sid in ("em-a", "em-b"):
+        want, base = truths[2026][sid][0].sum(), truths[2024][sid][0].sum()
+        assert float(sites[sid]["import_kwh"]) == pytest.approx(want, abs=5e-3)
+        assert float(sites[sid]["baseline_import_kwh"]) == pytest.approx(base, abs=5e-3)
+    summary = {r["key"]: r["value"] for r in _csv(tmp_path / "netzero_2026_summary.csv")}
+    total = sum(truths[2026][s][0].sum() for s in ("em-a", "em-b"))
+    assert float(summary["period_import_kwh"]) == pytest.approx(total, abs=5e-3)
+    assert len(_csv(tmp_path / "netzero_2026_monthly.csv")) == 12
