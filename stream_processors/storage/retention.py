@@ -137,9 +137,14 @@ def enforce_retention(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stream_processors.storage.retention {apply,enforce} --database-url URL``."""
+    """``python -m stream_processors.storage.retention {apply,enforce,backfill} --database-url``.
+
+    apply: register the TimescaleDB jobs; enforce: delete past the horizons (run daily on
+    plain PostgreSQL); backfill: build every rollup from all stored readings (once, after
+    upgrading a database that already holds readings).
+    """
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["apply", "enforce"])
+    parser.add_argument("command", choices=["apply", "enforce", "backfill"])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--raw-days", type=float, default=90)
     parser.add_argument("--hourly-days", type=float, default=730)
@@ -149,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "apply":
             apply_policies(conn, policy)
             print("timescaledb jobs registered" if is_timescale(conn) else "plain PostgreSQL")
+        elif args.command == "backfill":
+            row = conn.execute("SELECT min(time), max(time) FROM readings").fetchone()
+            if row and row[0] is not None:
+                rollups.refresh_range(conn, row[0], row[1])
+                print(f"rollups rebuilt for {row[0]:%Y-%m-%d} … {row[1]:%Y-%m-%d}")
         else:
             for relation, n in enforce_retention(conn, policy).items():
                 print(f"{relation}: {n} rows deleted")
