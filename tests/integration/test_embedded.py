@@ -20,6 +20,8 @@ from tests.integration.processes import CivicProcess, civic_env
 
 pytestmark = pytest.mark.integration
 
+READY = "ready — Ctrl-C to stop"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -40,11 +42,19 @@ class Embedded:
         )
         self.database_url = ""
 
+    def _log(self) -> str:
+        path = self.process.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def start(self) -> Embedded:
+        readies = self._log().count(READY)
         self.process.start()
-        self.process.wait_for_log("ready — Ctrl-C to stop", timeout=45)
-        log = self.process.log_path.read_text(errors="replace")
-        self.database_url = re.findall(r"psql '([^']+)'", log)[-1]
+        deadline = time.monotonic() + 45
+        while self._log().count(READY) == readies:
+            assert self.process.alive, f"civicpulse run exited:\n{self.process.log_tail()}"
+            assert time.monotonic() < deadline, f"not ready in 45 s:\n{self.process.log_tail()}"
+            time.sleep(0.1)
+        self.database_url = re.findall(r"psql '([^']+)'", self._log())[-1]
         return self
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
