@@ -78,15 +78,18 @@ def sensors(count: int) -> list[tuple[str, str, str, str, str, float, float]]:
     out = []
     shares = np.cumsum([m[3] for m in MIX])
     for i in range(count):
-        kind, metric, unit, _share, mean, spread = MIX[int(np.searchsorted(shares, (i + 0.5)
-                                                                            / count))]
-        out.append((f"sensor-{i:04d}", COUNCILS[i % len(COUNCILS)], kind, metric, unit, mean,
-                    spread))
+        kind, metric, unit, _share, mean, spread = MIX[
+            int(np.searchsorted(shares, (i + 0.5) / count))
+        ]
+        out.append(
+            (f"sensor-{i:04d}", COUNCILS[i % len(COUNCILS)], kind, metric, unit, mean, spread)
+        )
     return out
 
 
-def day_rows(day: datetime, fleet: Sequence[tuple], step_s: int,
-             rng: np.random.Generator) -> Iterator[bytes]:
+def day_rows(
+    day: datetime, fleet: Sequence[tuple], step_s: int, rng: np.random.Generator
+) -> Iterator[bytes]:
     """COPY text for one day of readings of every sensor."""
     n = 86400 // step_s
     stamps = [(day + timedelta(seconds=k * step_s)).isoformat() for k in range(n)]
@@ -94,8 +97,9 @@ def day_rows(day: datetime, fleet: Sequence[tuple], step_s: int,
     for sensor_id, council, kind, metric, unit, mean, spread in fleet:
         values = np.abs(rng.normal(mean, spread, n)).round(2).tolist()
         head = f"\t{council}\t{sensor_id}\t{kind}\t{metric}\t"
-        yield "".join(f"{t}{head}{v}\t{unit}\t{r}\n"
-                      for t, v, r in zip(stamps, values, received, strict=True)).encode()
+        yield "".join(
+            f"{t}{head}{v}\t{unit}\t{r}\n" for t, v, r in zip(stamps, values, received, strict=True)
+        ).encode()
 
 
 def bench_db(url: str, name: str) -> str:
@@ -139,8 +143,9 @@ def timings(url: str, params: dict, runs: int) -> dict[str, tuple[float, float, 
     return out
 
 
-def live_writes(url: str, stop: datetime, fleet: Sequence[tuple], step_s: int,
-                ticks: int) -> tuple[float, float]:
+def live_writes(
+    url: str, stop: datetime, fleet: Sequence[tuple], step_s: int, ticks: int
+) -> tuple[float, float]:
     """The streaming path after the load: one reading per sensor per tick through the store
     (raw + 1m + every touched rollup bucket in one transaction). Returns (rows/s, ms/batch)."""
     store = ReadingStore(url)
@@ -149,9 +154,19 @@ def live_writes(url: str, stop: datetime, fleet: Sequence[tuple], step_s: int,
     try:
         for k in range(ticks):
             t = stop + timedelta(seconds=k * step_s)
-            batch = [Reading(sensor_id=s, council=c, kind=kd, metric=m, unit=u, time=t,
-                             value=float(abs(rng.normal(mu, sd))), received_at=t)
-                     for s, c, kd, m, u, mu, sd in fleet]
+            batch = [
+                Reading(
+                    sensor_id=s,
+                    council=c,
+                    kind=kd,
+                    metric=m,
+                    unit=u,
+                    time=t,
+                    value=float(abs(rng.normal(mu, sd))),
+                    received_at=t,
+                )
+                for s, c, kd, m, u, mu, sd in fleet
+            ]
             t0 = time.perf_counter()
             store.write(batch)
             spent += time.perf_counter() - t0
@@ -162,9 +177,11 @@ def live_writes(url: str, stop: datetime, fleet: Sequence[tuple], step_s: int,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url",
-                        default="postgresql://postgres@127.0.0.1:55432/civicpulse",
-                        help="server to use; the benchmark makes its own database there")
+    parser.add_argument(
+        "--database-url",
+        default="postgresql://postgres@127.0.0.1:55432/civicpulse",
+        help="server to use; the benchmark makes its own database there",
+    )
     parser.add_argument("--db-name", default="civicpulse_storage_bench")
     parser.add_argument("--sensors", type=int, default=1000)
     parser.add_argument("--days", type=int, default=90)
@@ -182,13 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     fleet = sensors(args.sensors)
     stop = datetime(2026, 11, 1, tzinfo=UTC)
     start = stop - timedelta(days=args.days)
-    print(f"loading {args.sensors} sensors × {args.days} days every {args.interval}s"
-          f" ({start:%Y-%m-%d} … {stop:%Y-%m-%d}) with COPY into readings", flush=True)
+    print(
+        f"loading {args.sensors} sensors × {args.days} days every {args.interval}s"
+        f" ({start:%Y-%m-%d} … {stop:%Y-%m-%d}) with COPY into readings",
+        flush=True,
+    )
     t0 = time.perf_counter()
     rows = load(url, start, args.days, fleet, args.interval)
     load_s = time.perf_counter() - t0
-    print(f"load: {rows:,} rows in {load_s:.1f} s = {rows / load_s:,.0f} rows/s"
-          " (COPY, primary key and two indexes maintained)", flush=True)
+    print(
+        f"load: {rows:,} rows in {load_s:.1f} s = {rows / load_s:,.0f} rows/s"
+        " (COPY, primary key and two indexes maintained)",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -197,11 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for level in LEVELS:
             conn.execute(f"VACUUM ANALYZE {level.name}")
         conn.execute("ANALYZE readings")
-        sizes = {lv.name: conn.execute(f"SELECT count(*) FROM {lv.name}").fetchone()
-                 for lv in LEVELS}
+        sizes = {
+            lv.name: conn.execute(f"SELECT count(*) FROM {lv.name}").fetchone() for lv in LEVELS
+        }
     build_s = time.perf_counter() - t0
-    print(f"rollups built in {build_s:.1f} s: "
-          + ", ".join(f"{k} {v[0] if v else 0:,}" for k, v in sizes.items()), flush=True)
+    print(
+        f"rollups built in {build_s:.1f} s: "
+        + ", ".join(f"{k} {v[0] if v else 0:,}" for k, v in sizes.items()),
+        flush=True,
+    )
 
     results = timings(url, {"start": start, "stop": stop}, args.runs)
     width = max(len(k) for k in results)
@@ -213,8 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         slow += bool(flag)
         print(f"{name:<{width}}  {p50:7.1f}  {p95:7.1f}  {n:6d}{flag}")
     rate, per_batch = live_writes(url, stop, fleet, args.interval, args.ticks)
-    print(f"\nlive path (ReadingStore, {len(fleet)} readings a batch, rollups kept in the same"
-          f" transaction): {rate:,.0f} rows/s, {per_batch:.0f} ms a batch")
+    print(
+        f"\nlive path (ReadingStore, {len(fleet)} readings a batch, rollups kept in the same"
+        f" transaction): {rate:,.0f} rows/s, {per_batch:.0f} ms a batch"
+    )
     print(f"\n{len(results) - slow}/{len(results)} queries answer in < 300 ms at p95")
     return 0 if slow == 0 else 1
 

@@ -713,11 +713,17 @@ def start_pglite(
         d = _fresh_dir(workdir / f"pglite-{port}")
         log_path = d / "server.log"
         env = {**os.environ, "CIVICPULSE_PGLITE_MODULES": str(Path(modules).resolve())}
-        proc = _spawn([node, str(script), str(port)], workdir=workdir, log_path=log_path,
-                      cwd=d, env=env)
+        proc = _spawn(
+            [node, str(script), str(port)], workdir=workdir, log_path=log_path, cwd=d, env=env
+        )
         try:
-            _wait_until(lambda: f"listening {port}" in log_path.read_text(errors="replace"),
-                        proc, timeout, "pglite", log_path)
+            _wait_until(
+                lambda: f"listening {port}" in log_path.read_text(errors="replace"),
+                proc,
+                timeout,
+                "pglite",
+                log_path,
+            )
         except ServiceError:
             _abort(proc, workdir / "pids")
             raise

@@ -59,9 +59,13 @@ class StoragePolicy:
     def horizon(self, relation: str) -> timedelta | None:
         """How long ``relation`` keeps its rows (None: for ever)."""
         horizons = {
-            "readings": self.raw, "readings_1m": self.raw, "readings_15m": self.m15,
-            "readings_1h": self.hourly, "readings_council_1h": self.hourly,
-            "readings_1d": self.daily, "readings_council_1d": self.daily,
+            "readings": self.raw,
+            "readings_1m": self.raw,
+            "readings_15m": self.m15,
+            "readings_1h": self.hourly,
+            "readings_council_1h": self.hourly,
+            "readings_1d": self.daily,
+            "readings_council_1d": self.daily,
         }
         return horizons[relation]
 
@@ -82,18 +86,24 @@ def apply_policies(conn: psycopg.Connection, policy: StoragePolicy) -> None:
     for relation, interval in policy.chunks.items():
         conn.execute("SELECT set_chunk_time_interval(%s, %s::interval)", (relation, interval))
     for level in rollups.LEVELS:
-        conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)",
-                     (level.name,))
+        conn.execute(
+            "SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", (level.name,)
+        )
         conn.execute(
             "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
             " end_offset => %s::interval, schedule_interval => %s::interval)",
-            (level.name, policy.refresh_lookback + level.width, level.width,
-             min(level.width, timedelta(hours=1))),
+            (
+                level.name,
+                policy.refresh_lookback + level.width,
+                level.width,
+                min(level.width, timedelta(hours=1)),
+            ),
         )
     conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
     if policy.compress_after is not None:
-        conn.execute("SELECT add_compression_policy('readings', %s::interval)",
-                     (policy.compress_after,))
+        conn.execute(
+            "SELECT add_compression_policy('readings', %s::interval)", (policy.compress_after,)
+        )
     for relation in ("readings", *rollups.ROLLUPS):
         conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (relation,))
         horizon = policy.horizon(relation)
@@ -118,8 +128,9 @@ def enforce_retention(
     Plain PostgreSQL: every relation. TimescaleDB: only ``readings_1m`` (a plain table
     there too); the retention jobs drop the rest.
     """
-    relations = ["readings_1m"] if is_timescale(conn) else ["readings", "readings_1m",
-                                                            *rollups.ROLLUPS]
+    relations = (
+        ["readings_1m"] if is_timescale(conn) else ["readings", "readings_1m", *rollups.ROLLUPS]
+    )
     deleted: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
         db_now = cur.execute("SELECT now()").fetchone()
@@ -129,7 +140,7 @@ def enforce_retention(
                 continue
             column = "time" if relation == "readings" else "bucket"
             cur.execute(
-                f"DELETE FROM {relation} WHERE {column} < {cutoff_sql(policy, relation)}",  # type: ignore[arg-type]
+                f"DELETE FROM {relation} WHERE {column} < {cutoff_sql(policy, relation)}",
                 {"now": now or (db_now[0] if db_now else None), "horizon": horizon},
             )
             deleted[relation] = cur.rowcount

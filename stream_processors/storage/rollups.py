@@ -68,8 +68,10 @@ def _parts(level: Level) -> tuple[str, tuple[str, ...], str]:
 
 def _upsert(level: Level, select: str) -> str:
     cols = _SENSOR_COLS if level.per_sensor else _COUNCIL_COLS
-    pk = ("sensor_id", "metric", "bucket", "council", "kind") if level.per_sensor else (
-        "council", "kind", "metric", "bucket"
+    pk = (
+        ("sensor_id", "metric", "bucket", "council", "kind")
+        if level.per_sensor
+        else ("council", "kind", "metric", "bucket")
     )
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols.split(", ") if c not in pk)
     return (
@@ -132,7 +134,7 @@ def maintained_by_store(conn: psycopg.Connection) -> bool | None:
 def refresh_touched(cur: psycopg.Cursor) -> None:
     """Plain PostgreSQL: bring every rollup bucket the staged batch touched up to date."""
     for statement in TOUCHED_SQL:
-        cur.execute(statement)  # type: ignore[arg-type]  # built from constants above
+        cur.execute(statement)
 
 
 def day_floor(t: datetime) -> datetime:
@@ -156,11 +158,9 @@ def refresh_range(conn: psycopg.Connection, start: datetime, stop: datetime) -> 
         with conn.transaction(), conn.cursor() as cur:
             for level in LEVELS:
                 for statement in rebuild_sql(level):
-                    cur.execute(statement, {"start": start, "stop": stop})  # type: ignore[arg-type]
+                    cur.execute(statement, {"start": start, "stop": stop})
         return
     if not conn.autocommit:
         raise ValueError("refreshing continuous aggregates needs an autocommit connection")
     for level in LEVELS:
-        conn.execute(
-            "CALL refresh_continuous_aggregate(%s, %s, %s)", (level.name, start, stop)
-        )
+        conn.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (level.name, start, stop))

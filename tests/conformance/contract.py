@@ -18,8 +18,12 @@ from tests.conformance.seed import START, Seed, load_with_inserts, load_with_sto
 # Dashboards: add each panel's SQL here (Grafana macros expanded the way Grafana does, with
 # `timescaledb: true`; plain PostgreSQL gets a compatible time_bucket from migration 012).
 PARAMS: dict[str, Any] = {
-    "start": START, "stop": datetime.fromisoformat("2026-03-30T12:00:00+00:00"),
-    "sensor": "abe-air-0", "metric": "pm2_5", "council": "edinburgh", "limit": 25.0,
+    "start": START,
+    "stop": datetime.fromisoformat("2026-03-30T12:00:00+00:00"),
+    "sensor": "abe-air-0",
+    "metric": "pm2_5",
+    "council": "edinburgh",
+    "limit": 25.0,
 }
 QUERIES: dict[str, str] = {
     "sensor_series_1h": """
@@ -88,8 +92,11 @@ def same_rows(a: Sequence[tuple], b: Sequence[tuple], rel: float = 1e-9) -> str 
 
 def _same(p: object, q: object, rel: float) -> bool:
     if isinstance(p, float) or isinstance(q, float):
-        return isinstance(p, int | float) and isinstance(q, int | float) and math.isclose(
-            p, q, rel_tol=rel, abs_tol=1e-9)
+        return (
+            isinstance(p, int | float)
+            and isinstance(q, int | float)
+            and math.isclose(p, q, rel_tol=rel, abs_tol=1e-9)
+        )
     return p == q
 
 
@@ -114,8 +121,9 @@ def dump(url: str, name: str) -> list[tuple]:
     return fetch(url, ROLLUP_DUMP.format(name=name, rest=rest))
 
 
-def build(postgres: str, timescale: str, seed: Seed, rollup_names: Sequence[str]) -> (
-        ContractDatabases):
+def build(
+    postgres: str, timescale: str, seed: Seed, rollup_names: Sequence[str]
+) -> ContractDatabases:
     """Migrate and seed both; on Timescale keep the real-time answers, then materialize."""
     migrate(postgres)
     migrate(timescale)

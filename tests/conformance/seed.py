@@ -17,10 +17,21 @@ ORIGIN = np.datetime64("2000-01-03T00:00:00", "us")
 COUNCILS = ("aberdeen", "edinburgh", "glasgow")
 # kind → (metrics with (unit, low, high), seconds between readings, sensors per council)
 KINDS = {
-    "air_quality": ((("pm2_5", "ug/m3", 0, 80), ("pm10", "ug/m3", 0, 120),
-                     ("no2", "ug/m3", 0, 200), ("temperature", "Cel", -5, 25)), 600, 2),
-    "waste_bin": ((("fill_level", "%", 0, 100), ("battery", "%", 20, 100),
-                   ("tilt", "bool", 0, 1)), 1800, 2),
+    "air_quality": (
+        (
+            ("pm2_5", "ug/m3", 0, 80),
+            ("pm10", "ug/m3", 0, 120),
+            ("no2", "ug/m3", 0, 200),
+            ("temperature", "Cel", -5, 25),
+        ),
+        600,
+        2,
+    ),
+    "waste_bin": (
+        (("fill_level", "%", 0, 100), ("battery", "%", 20, 100), ("tilt", "bool", 0, 1)),
+        1800,
+        2,
+    ),
     "energy_meter": ((("energy_import", "kWh", 0, 1e6), ("power", "W", -5e3, 2e4)), 1800, 1),
 }
 CUMULATIVE = frozenset({"energy_import", "energy_export"})  # no council rollups for these
@@ -55,16 +66,25 @@ def make_seed(start: datetime = START, days: float = 2.5, rng_seed: int = 202611
                         values = np.sort(values)
                     for off, value in zip(offsets, values, strict=True):
                         t = start + timedelta(microseconds=int(off * 1e6) // 1000 * 1000)
-                        out.append(Reading(sensor_id=sensor, council=council, kind=kind,
-                                           metric=metric, value=float(value), unit=unit,
-                                           time=t, received_at=t + timedelta(seconds=2)))
+                        out.append(
+                            Reading(
+                                sensor_id=sensor,
+                                council=council,
+                                kind=kind,
+                                metric=metric,
+                                value=float(value),
+                                unit=unit,
+                                time=t,
+                                received_at=t + timedelta(seconds=2),
+                            )
+                        )
     out.sort(key=lambda r: r.time)
     late_mask = rng.random(len(out)) < 0.03
     on_time = [r for r, late in zip(out, late_mask, strict=True) if not late]
     late = [r for r, is_late in zip(out, late_mask, strict=True) if is_late]
     replay = [out[i] for i in rng.choice(len(out), 300, replace=False)]
-    batches = [on_time[i:i + 700] for i in range(0, len(on_time), 700)]
-    batches += [late[i:i + 700] for i in range(0, len(late), 700)] + [replay]
+    batches = [on_time[i : i + 700] for i in range(0, len(on_time), 700)]
+    batches += [late[i : i + 700] for i in range(0, len(late), 700)] + [replay]
     return Seed(out, batches)
 
 
@@ -86,16 +106,27 @@ def load_with_inserts(url: str, seed: Seed) -> None:
             with conn.transaction(), conn.cursor() as cur:
                 for part in _chunks(batch, 250):
                     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
-                    params = [x for r in part for x in (r.time, r.council, r.sensor_id, r.kind,
-                                                         r.metric, r.value, r.unit,
-                                                         r.received_at)]
+                    params = [
+                        x
+                        for r in part
+                        for x in (
+                            r.time,
+                            r.council,
+                            r.sensor_id,
+                            r.kind,
+                            r.metric,
+                            r.value,
+                            r.unit,
+                            r.received_at,
+                        )
+                    ]
                     cur.execute(f"INSERT INTO readings_stage VALUES {values}", params)
                 apply_stage(cur, maintain_rollups=False)
 
 
 def _chunks(rows: Sequence[Reading], size: int) -> Iterator[Sequence[Reading]]:
     for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+        yield rows[i : i + size]
 
 
 def truth(readings: Sequence[Reading], width: timedelta, per_sensor: bool) -> dict[tuple, tuple]:

@@ -20,10 +20,14 @@ def _truth_rows(name: str, dbs: ContractDatabases) -> list[tuple]:
 
 
 def _columns(url: str) -> dict[str, list[tuple[str, str]]]:
-    rows = fetch(url, """
+    rows = fetch(
+        url,
+        """
         SELECT table_name, column_name, data_type FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name = ANY(%(names)s)
-         ORDER BY table_name, ordinal_position""", {"names": list(CONTRACT)})
+         ORDER BY table_name, ordinal_position""",
+        {"names": list(CONTRACT)},
+    )
     out: dict[str, list[tuple[str, str]]] = {}
     for table, column, data_type in rows:
         out.setdefault(table, []).append((column, data_type))
@@ -34,9 +38,12 @@ def test_contract_relations_have_the_same_columns_and_types(contract_dbs) -> Non
     pg, ts = _columns(contract_dbs.postgres), _columns(contract_dbs.timescale)
     assert sorted(pg) == sorted(CONTRACT)
     assert pg == ts
-    kinds = fetch(contract_dbs.timescale, """
+    kinds = fetch(
+        contract_dbs.timescale,
+        """
         SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates
-         ORDER BY 1""")
+         ORDER BY 1""",
+    )
     assert kinds == sorted((name, False) for name in ROLLUPS)
 
 
@@ -61,14 +68,24 @@ def test_query_answers_the_same_on_both(contract_dbs, name: str) -> None:
 
 
 def test_council_means_are_exact_means_of_the_raw_readings(contract_dbs) -> None:
-    raw = [r for r in contract_dbs.seed.readings
-           if r.council == PARAMS["council"] and r.metric == PARAMS["metric"]]
+    raw = [
+        r
+        for r in contract_dbs.seed.readings
+        if r.council == PARAMS["council"] and r.metric == PARAMS["metric"]
+    ]
     by_hour: dict = {}
     for r in raw:
         hour = r.time.replace(minute=0, second=0, microsecond=0)
         by_hour.setdefault(hour, []).append(r.value)
-    expected = [(h, sum(v) / len(v), len(v)) for h, v in sorted(by_hour.items())
-                if PARAMS["start"] <= h < PARAMS["stop"]]
-    got = [(t, mean, n) for t, mean, _sensors, n in fetch(
-        contract_dbs.timescale, QUERIES["council_hourly_mean"], PARAMS)]
+    expected = [
+        (h, sum(v) / len(v), len(v))
+        for h, v in sorted(by_hour.items())
+        if PARAMS["start"] <= h < PARAMS["stop"]
+    ]
+    got = [
+        (t, mean, n)
+        for t, mean, _sensors, n in fetch(
+            contract_dbs.timescale, QUERIES["council_hourly_mean"], PARAMS
+        )
+    ]
     assert same_rows(got, expected) is None

@@ -36,14 +36,23 @@ def _load_both(pg: str, ts: str, seed: Seed) -> None:
 
 
 def test_late_reading_is_exact_at_once_on_postgres_and_after_refresh_on_timescale(
-        fresh_db: str, fresh_timescale_url: str) -> None:
+    fresh_db: str, fresh_timescale_url: str
+) -> None:
     seed = make_seed(days=1.0, rng_seed=7)
     migrate(fresh_db)
     migrate(fresh_timescale_url)
     _load_both(fresh_db, fresh_timescale_url, seed)
     t = seed.readings[0].time + timedelta(seconds=1)
-    late = Reading(sensor_id="abe-air-0", council="aberdeen", kind="air_quality", metric="no2",
-                   value=9999.0, unit="ug/m3", time=t, received_at=t + timedelta(days=2))
+    late = Reading(
+        sensor_id="abe-air-0",
+        council="aberdeen",
+        kind="air_quality",
+        metric="no2",
+        value=9999.0,
+        unit="ug/m3",
+        time=t,
+        received_at=t + timedelta(days=2),
+    )
     before = dump(fresh_timescale_url, "readings_1d")
     load_with_store(fresh_db, Seed([late], [[late]]))
     load_with_inserts(fresh_timescale_url, Seed([late], [[late]]))
@@ -59,8 +68,11 @@ def test_late_reading_is_exact_at_once_on_postgres_and_after_refresh_on_timescal
 
 
 def _jobs(url: str) -> dict[tuple[str, str], dict]:
-    rows = fetch(url, "SELECT proc_name, hypertable_name, config FROM"
-                      " timescaledb_information.jobs WHERE job_id >= 1000")
+    rows = fetch(
+        url,
+        "SELECT proc_name, hypertable_name, config FROM"
+        " timescaledb_information.jobs WHERE job_id >= 1000",
+    )
     return {(proc, table): config for proc, table, config in rows}
 
 
@@ -77,9 +89,12 @@ def test_policies_are_registered_as_configured(fresh_timescale_url: str) -> None
     assert ("policy_retention", "readings_1d") not in jobs  # daily kept for ever
     assert jobs[("policy_compression", "readings")]["compress_after"] == "5 days"
     assert jobs[("policy_refresh_continuous_aggregate", "readings_15m")] == {
-        "end_offset": "00:15:00", "start_offset": "3 days 00:15:00",
+        "end_offset": "00:15:00",
+        "start_offset": "3 days 00:15:00",
         "mat_hypertable_id": jobs[("policy_refresh_continuous_aggregate", "readings_15m")][
-            "mat_hypertable_id"]}
+            "mat_hypertable_id"
+        ],
+    }
     assert len(jobs) == 5 + 1 + 4  # refresh per rollup, compression, retention horizons
 
 
@@ -91,28 +106,39 @@ def test_policy_rejects_a_refresh_window_past_retention() -> None:
 
 
 def test_compression_and_retention_keep_both_paths_equal(
-        fresh_db: str, fresh_timescale_url: str) -> None:
+    fresh_db: str, fresh_timescale_url: str
+) -> None:
     seed = make_seed(days=2.5, rng_seed=11)
     now = fetch(fresh_db, "SELECT now()")[0][0]
     start = seed.readings[0].time
     # Horizons that cut inside the seed; one-day chunks everywhere so each cut bites.
     policy = StoragePolicy(
-        raw=now - (start + timedelta(hours=30)), m15=now - (start + timedelta(hours=30)),
-        hourly=now - (start + timedelta(hours=50)), daily=None, compress_after=5 * DAY,
-        chunks=dict.fromkeys(("readings", *ROLLUPS), DAY))
+        raw=now - (start + timedelta(hours=30)),
+        m15=now - (start + timedelta(hours=30)),
+        hourly=now - (start + timedelta(hours=50)),
+        daily=None,
+        compress_after=5 * DAY,
+        chunks=dict.fromkeys(("readings", *ROLLUPS), DAY),
+    )
     for url in (fresh_db, fresh_timescale_url):
         migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
             apply_policies(conn, policy)
     _load_both(fresh_db, fresh_timescale_url, seed)
-    jobs = dict(((p, t), j) for j, p, t in fetch(
-        fresh_timescale_url, "SELECT job_id, proc_name, hypertable_name FROM"
-                             " timescaledb_information.jobs WHERE job_id >= 1000"))
+    jobs = dict(
+        ((p, t), j)
+        for j, p, t in fetch(
+            fresh_timescale_url,
+            "SELECT job_id, proc_name, hypertable_name FROM"
+            " timescaledb_information.jobs WHERE job_id >= 1000",
+        )
+    )
     with psycopg.connect(fresh_timescale_url, autocommit=True) as conn:
         conn.execute("CALL run_job(%s)", (jobs[("policy_compression", "readings")],))
-        compressed = conn.execute("SELECT count(*) FROM timescaledb_information.chunks"
-                                  " WHERE hypertable_name = 'readings' AND is_compressed"
-                                  ).fetchone()
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'readings' AND is_compressed"
+        ).fetchone()
     assert compressed and compressed[0] >= 3
     for name in ("readings", "readings_1m", *ROLLUPS):
         order = "sensor_id, metric, time" if name == "readings" else "1, 2, 3, 4, 5"
@@ -140,7 +166,8 @@ def test_compression_and_retention_keep_both_paths_equal(
 
 
 def test_backfill_builds_rollups_for_readings_stored_before_them(
-        fresh_db: str, fresh_timescale_url: str) -> None:
+    fresh_db: str, fresh_timescale_url: str
+) -> None:
     seed = make_seed(days=1.5, rng_seed=3)
     for url in (fresh_db, fresh_timescale_url):
         migrate(url)
