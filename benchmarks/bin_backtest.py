@@ -154,9 +154,11 @@ def report_simulator(n_bins: int, days: int, threshold: float) -> None:
         for method, errs in sorted(res.items()):
             print(f"    method={method:<8}                               MAE {_mae(errs)}")
         short = [e for e in allerr if abs(e) < 1e9]
-        print(f"  median |error| {statistics.median(abs(e) for e in short):.2f} h; "
-              f"origins in cycles collected before reaching it: {never:.0f}, of which "
-              f"forecast due before that collection: {fa:.0f}; reached but no forecast: {nf:.0f}")
+        print(
+            f"  median |error| {statistics.median(abs(e) for e in short):.2f} h; "
+            f"origins in cycles collected before reaching it: {never:.0f}, of which "
+            f"forecast due before that collection: {fa:.0f}; reached but no forecast: {nf:.0f}"
+        )
 
 
 def main() -> None:

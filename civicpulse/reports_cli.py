@@ -19,7 +19,9 @@ from civicpulse.settings import Settings
 err = Console(stderr=True)
 out = Console()
 
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")]  # noqa: E501
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")
+]
 Council = Annotated[str | None, typer.Option("--council", help="Only this council")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 
@@ -47,8 +49,19 @@ def waste_due(
     day: Annotated[str, typer.Option("--date", help="Collection day, YYYY-MM-DD (Europe/London)")],
     council: Council = None,
     as_json: AsJson = False,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=1, max=100, help="Fill % that makes a bin due (default: per bin, else 80)")] = None,  # noqa: E501
-    as_of: Annotated[datetime | None, typer.Option("--as-of", help="Use reads before this UTC time (default: the day's start)")] = None,  # noqa: E501
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=1,
+            max=100,
+            help="Fill % that makes a bin due (default: per bin, else 80)",
+        ),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", help="Use reads before this UTC time (default: the day's start)"),
+    ] = None,
     database_url: DbUrl = None,
 ) -> None:
     """Bins forecast to be at or over their fill threshold by the end of DATE."""
@@ -64,13 +77,16 @@ def waste_due(
     if as_json:
         print(json.dumps(to_json(report), indent=2))
         return
-    table = Table(title=f"Bins due {when.isoformat()} (reads before {report.as_of:%Y-%m-%d %H:%M} UTC)")  # noqa: E501
+    table = Table(
+        title=f"Bins due {when.isoformat()} (reads before {report.as_of:%Y-%m-%d %H:%M} UTC)"
+    )
     for col in ("sensor", "site", "council", "fill %", "full at (UTC)", "method"):
         table.add_column(col)
     for f in report.due:
         full = f"{f.full_at:%Y-%m-%d %H:%M}" if f.full_at else ""
-        table.add_row(f.sensor_id, report.sites[f.sensor_id], f.council, f"{f.fill:.0f}",
-                      full, f.method)
+        table.add_row(
+            f.sensor_id, report.sites[f.sensor_id], f.council, f"{f.fill:.0f}", full, f.method
+        )
     out.print(table)
     out.print(f"{len(report.due)} due, {len(report.not_due)} not due")
 
@@ -78,7 +94,10 @@ def waste_due(
 def report_netzero(
     period: Annotated[str, typer.Option("--period", help="YYYY-MM (a month) or YYYY (a year)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the CSVs and the PDF")],
-    baseline_year: Annotated[int | None, typer.Option("--baseline-year", help="Year to compare against (default: the year before)")] = None,  # noqa: E501
+    baseline_year: Annotated[
+        int | None,
+        typer.Option("--baseline-year", help="Year to compare against (default: the year before)"),
+    ] = None,
     council: Council = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -123,26 +142,44 @@ def report_air_quality(
         print(json.dumps(to_json(year, sites), indent=2))
         return
     table = Table(title=f"Air-quality compliance {year} (AQSR 2010; PM2.5 2040 target SI 2023/96)")
-    for col in ("site", "metric", "capture", "annual mean", "limit", "exceedances", "passes",
-                "2040 target"):
+    for col in (
+        "site",
+        "metric",
+        "capture",
+        "annual mean",
+        "limit",
+        "exceedances",
+        "passes",
+        "2040 target",
+    ):
         table.add_column(col)
     for s in sites:
         for r in s.rows:
             mean = "" if r.annual_mean is None else f"{r.annual_mean:.1f}"
             exc = "" if r.exceedances is None else f"{r.exceedances}/{r.allowed}"
             target = "" if r.meets_2040_target is None else str(r.meets_2040_target)
-            table.add_row(s.site, r.metric, f"{r.data_capture:.0%}", mean, f"{r.annual_limit:g}",
-                          exc, str(r.passes), target)
+            table.add_row(
+                s.site,
+                r.metric,
+                f"{r.data_capture:.0%}",
+                mean,
+                f"{r.annual_limit:g}",
+                exc,
+                str(r.passes),
+                target,
+            )
     out.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``waste`` and ``report`` command groups to the ``civicpulse`` app."""
-    waste = typer.Typer(help="Waste collection planning from bin fill forecasts.",
-                        no_args_is_help=True)
+    waste = typer.Typer(
+        help="Waste collection planning from bin fill forecasts.", no_args_is_help=True
+    )
     waste.command("due")(waste_due)
-    reports = typer.Typer(help="Reports: Net Zero carbon and air-quality compliance.",
-                          no_args_is_help=True)
+    reports = typer.Typer(
+        help="Reports: Net Zero carbon and air-quality compliance.", no_args_is_help=True
+    )
     reports.command("netzero")(report_netzero)
     reports.command("air-quality")(report_air_quality)
     app.add_typer(waste, name="waste")

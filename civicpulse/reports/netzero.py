@@ -149,8 +149,10 @@ def meters(
         kwh = allocate(d.intervals, edges)
         m = out.get(s.sensor_id) or Meter(s.sensor_id, s.council, s.site, zero, zero, zero, 0, 0)
         imp = s.metric == "energy_import"
-        spans = [Interval(iv.start, iv.end, (iv.end - iv.start).total_seconds() / 3600)
-                 for iv in d.intervals]
+        spans = [
+            Interval(iv.start, iv.end, (iv.end - iv.start).total_seconds() / 3600)
+            for iv in d.intervals
+        ]
         out[s.sensor_id] = Meter(
             m.sensor_id,
             m.council,
@@ -209,8 +211,14 @@ def build_netzero(
         return Compared(label, fp, bl, bfp, _hours(cur, ms), _hours(old, ms))
 
     month_rows = [
-        compared(f"{period.year}-{m:02d}", f"{baseline_year}-{m:02d}", period.year,
-                 now.values(), base.values(), range(m, m + 1))
+        compared(
+            f"{period.year}-{m:02d}",
+            f"{baseline_year}-{m:02d}",
+            period.year,
+            now.values(),
+            base.values(),
+            range(m, m + 1),
+        )
         for m in period.months
     ]
     span = range(last, last + 1) if period.month else period.months
@@ -221,16 +229,23 @@ def build_netzero(
             m.sensor_id,
             m.council,
             m.site,
-            compared(period.label, base_label, period.year, [m], [base[k]] if k in base else [],
-                     span),
+            compared(
+                period.label, base_label, period.year, [m], [base[k]] if k in base else [], span
+            ),
             m.resets,
             m.ignored_reads,
         )
         for k, m in sorted(now.items(), key=lambda kv: (kv[1].site, kv[0]))
     ]
     annual = [
-        compared(f"{y}{months_label}", f"{baseline_year}{months_label}", y,
-                 by_year[y].values(), base.values(), period.months)
+        compared(
+            f"{y}{months_label}",
+            f"{baseline_year}{months_label}",
+            y,
+            by_year[y].values(),
+            base.values(),
+            period.months,
+        )
         for y in years
     ]
     return NetZeroReport(
@@ -243,8 +258,9 @@ def build_netzero(
         source=table.source,
         version=table.version,
         months=month_rows,
-        period_total=compared(period.label, base_label, period.year, now.values(),
-                              base.values(), span),
+        period_total=compared(
+            period.label, base_label, period.year, now.values(), base.values(), span
+        ),
         ytd_total=annual[-1],
         annual=annual,
         sites=sites,

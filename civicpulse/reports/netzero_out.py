@@ -100,11 +100,25 @@ def write_csvs(report: NetZeroReport, out: Path) -> list[Path]:
         ),
         _write(
             out / f"{stem}_sites.csv",
-            ("site", "sensor_id", "council", "period", *COMPARED_COLUMNS,
-             "register_resets", "ignored_reads"),
             (
-                [s.site, s.sensor_id, s.council, s.figures.label, *_figures(s.figures),
-                 s.resets, s.ignored_reads]
+                "site",
+                "sensor_id",
+                "council",
+                "period",
+                *COMPARED_COLUMNS,
+                "register_resets",
+                "ignored_reads",
+            ),
+            (
+                [
+                    s.site,
+                    s.sensor_id,
+                    s.council,
+                    s.figures.label,
+                    *_figures(s.figures),
+                    s.resets,
+                    s.ignored_reads,
+                ]
                 for s in report.sites
             ),
         ),

@@ -52,9 +52,7 @@ def split_cycles(
         if before - ys[i] >= min_drop and stays_down:
             cuts.append(i)
     cuts.append(len(ys))
-    return [
-        Cycle(tuple(xs[a:b]), tuple(ys[a:b])) for a, b in itertools.pairwise(cuts) if b > a
-    ]
+    return [Cycle(tuple(xs[a:b]), tuple(ys[a:b])) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def theil_sen(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:

@@ -28,10 +28,14 @@ Row = tuple[datetime, str, str, str, str, float, str]
 
 def insert_readings(url: str, rows: Iterable[Row]) -> None:
     """COPY (time, council, sensor_id, kind, metric, value, unit) rows into `readings`."""
-    with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(
-        "COPY readings (time, council, sensor_id, kind, metric, value, unit, received_at)"
-        " FROM STDIN"
-    ) as cp:
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY readings (time, council, sensor_id, kind, metric, value, unit, received_at)"
+            " FROM STDIN"
+        ) as cp,
+    ):
         for r in rows:
             cp.write_row((*r, r[0]))
 
@@ -39,7 +43,10 @@ def insert_readings(url: str, rows: Iterable[Row]) -> None:
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "civicpulse.cli", *args],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
     return proc
@@ -143,8 +150,18 @@ def _csv(path: Path) -> list[dict[str, str]]:
 def test_netzero_month_figures_equal_independent_calculation(netzero_db, tmp_path: Path) -> None:
     url, truths = netzero_db
     out = tmp_path / "report"
-    run_cli("report", "netzero", "--period", "2026-10", "--out", str(out),
-            "--baseline-year", "2024", "--database-url", url)
+    run_cli(
+        "report",
+        "netzero",
+        "--period",
+        "2026-10",
+        "--out",
+        str(out),
+        "--baseline-year",
+        "2024",
+        "--database-url",
+        url,
+    )
     factors = json.loads(FACTOR_FILE.read_text())
     gen25 = factors["2025"]["electricity_generated_uk_kwh"]["kgCO2e"]
     td25 = factors["2025"]["electricity_td_losses_uk_kwh"]["kgCO2e"]
@@ -206,9 +223,25 @@ def test_netzero_month_figures_equal_independent_calculation(netzero_db, tmp_pat
 def test_netzero_year_without_earlier_factors_fails_clearly(netzero_db, tmp_path: Path) -> None:
     url, _ = netzero_db
     proc = subprocess.run(
-        [sys.executable, "-m", "civicpulse.cli", "report", "netzero", "--period", "2026",
-         "--baseline-year", "2019", "--out", str(tmp_path), "--database-url", url],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "report",
+            "netzero",
+            "--period",
+            "2026",
+            "--baseline-year",
+            "2019",
+            "--out",
+            str(tmp_path),
+            "--database-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 1
     assert "no DESNZ factors for 2019" in proc.stderr
@@ -216,8 +249,18 @@ def test_netzero_year_without_earlier_factors_fails_clearly(netzero_db, tmp_path
 
 def test_netzero_year_period_sites_total_the_year(netzero_db, tmp_path: Path) -> None:
     url, truths = netzero_db
-    run_cli("report", "netzero", "--period", "2026", "--out", str(tmp_path),
-            "--baseline-year", "2024", "--database-url", url)
+    run_cli(
+        "report",
+        "netzero",
+        "--period",
+        "2026",
+        "--out",
+        str(tmp_path),
+        "--baseline-year",
+        "2024",
+        "--database-url",
+        url,
+    )
     sites = {r["sensor_id"]: r for r in _csv(tmp_path / "netzero_2026_sites.csv")}
     for sid in ("em-a", "em-b"):
         want, base = truths[2026][sid][0].sum(), truths[2024][sid][0].sum()

@@ -42,14 +42,36 @@ def test_waste_due_lists_bins_full_by_end_of_day(fresh_db: str) -> None:
     )
     # After the day starts bin-fast is emptied: a plan made for the day must not see it.
     rows = [r for r in rows if not (r[2] == "bin-fast" and r[0] >= DAY_START + timedelta(hours=2))]
-    rows.append((DAY_START + timedelta(hours=2), "edinburgh", "bin-fast", "waste_bin",
-                 "fill_level", 1.0, "%"))
+    rows.append(
+        (
+            DAY_START + timedelta(hours=2),
+            "edinburgh",
+            "bin-fast",
+            "waste_bin",
+            "fill_level",
+            1.0,
+            "%",
+        )
+    )
     insert_readings(fresh_db, rows)
     with psycopg.connect(fresh_db) as conn:
-        conn.execute("INSERT INTO sensor_sites (sensor_id, council, site, threshold_pct)"
-                     " VALUES ('bin-own', 'edinburgh', 'Princes St 98', 50)")
-    got = json.loads(run_cli("waste", "due", "--date", "2026-10-06", "--council", "edinburgh",
-                             "--json", "--database-url", fresh_db).stdout)
+        conn.execute(
+            "INSERT INTO sensor_sites (sensor_id, council, site, threshold_pct)"
+            " VALUES ('bin-own', 'edinburgh', 'Princes St 98', 50)"
+        )
+    got = json.loads(
+        run_cli(
+            "waste",
+            "due",
+            "--date",
+            "2026-10-06",
+            "--council",
+            "edinburgh",
+            "--json",
+            "--database-url",
+            fresh_db,
+        ).stdout
+    )
     assert got["as_of"] == DAY_START.isoformat() and got["due_by"] == DAY_END.isoformat()
     due = {d["sensor_id"]: d for d in got["due"]}
     assert list(due) == ["bin-full", "bin-own", "bin-fast"]  # soonest first
@@ -99,8 +121,11 @@ def test_air_quality_compliance_from_raw_reads(fresh_db: str) -> None:
     migrate(fresh_db)
     rows, hourly = _air_rows(np.random.default_rng(11))
     insert_readings(fresh_db, rows)
-    got = json.loads(run_cli("report", "air-quality", "--year", "2026", "--json",
-                             "--database-url", fresh_db).stdout)
+    got = json.loads(
+        run_cli(
+            "report", "air-quality", "--year", "2026", "--json", "--database-url", fresh_db
+        ).stdout
+    )
     assert got["year"] == 2026 and "2010" in got["limits_source"]
     (site,) = got["sites"]
     rows_by_metric = {m["metric"]: m for m in site["metrics"]}
