@@ -62,6 +62,10 @@ QUERIES: dict[str, str] = {
     "power_by_council_1h": """
         SELECT bucket AS "time", council, sum(mean) AS watts FROM readings_1h
          WHERE metric = 'power' GROUP BY 1, 2 ORDER BY 1, 2""",
+    "ward_daily_mean": """
+        SELECT d.bucket AS "time", s.ward, sum(d.sum) / sum(d.n) AS mean, sum(d.n) AS n
+          FROM readings_1d d JOIN sensor_sites s USING (sensor_id)
+         WHERE d.metric = %(metric)s GROUP BY 1, 2 ORDER BY 1, 2""",
     "minute_series": """
         SELECT bucket AS "time", n, mean, last FROM readings_1m
          WHERE sensor_id = %(sensor)s AND metric = %(metric)s ORDER BY 1""",
@@ -129,6 +133,15 @@ def build(
     migrate(timescale)
     load_with_store(postgres, seed)
     load_with_inserts(timescale, seed)
+    sites = sorted({(r.sensor_id, r.council) for r in seed.readings})
+    for url in (postgres, timescale):
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i, (sensor_id, council) in enumerate(sites):
+                conn.execute(
+                    "INSERT INTO sensor_sites (sensor_id, council, site, ward)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (sensor_id, council, f"site-{i // 2}", f"ward-{i % 3}"),
+                )
     dbs = ContractDatabases(postgres, timescale, seed)
     dbs.realtime = {name: dump(timescale, name) for name in rollup_names}
     times = [r.time for r in seed.readings]

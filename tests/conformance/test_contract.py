@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
+from stream_processors.storage import applied_migrations, migrate
+from stream_processors.storage.migrations import available
 from stream_processors.storage.rollups import LEVELS, ROLLUPS
 from tests.conformance.contract import PARAMS, QUERIES, ContractDatabases, dump, fetch, same_rows
 from tests.conformance.seed import truth
@@ -32,6 +35,14 @@ def _columns(url: str) -> dict[str, list[tuple[str, str]]]:
     for table, column, data_type in rows:
         out.setdefault(table, []).append((column, data_type))
     return out
+
+
+def test_every_migration_is_applied_on_both(contract_dbs) -> None:
+    shipped = {m.version: m.checksum for m in available()}
+    for url in contract_dbs.urls.values():
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert applied_migrations(conn) == shipped
+        assert migrate(url) == []  # idempotent: nothing left to apply
 
 
 def test_contract_relations_have_the_same_columns_and_types(contract_dbs) -> None:
