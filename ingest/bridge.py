@@ -14,17 +14,23 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list, ensure_topics
-from ingest.routing import route_message
+from ingest.routing import Routed, route_message
+from sensors.deadletter import DeadLetter
+from sensors.errors import RejectReason
 from sensors.mqtt_url import BrokerUrl
 from sensors.topics import SUBSCRIPTION_FILTER
 from sensors.validation import Limits
 
 log = logging.getLogger(__name__)
+
+# Dead letters keep payloads whole up to this size (the Kafka topic allows 8 MiB records).
+DEADLETTER_MAX_VALUE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +188,20 @@ class Bridge:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self._bridge_message(msg)
+        except KafkaError as exc:  # buffer full / Kafka unreachable: keep it for redelivery
+            self._kafka_trouble(exc)
         except Exception:  # never let one message kill the bridge: keep it unacked instead
             log.exception("unexpected error bridging a message on %r; left unacked", msg.topic)
         self._log_summary()
+
+    def _route(self, topic: str, payload: bytes, received: datetime) -> Routed:
+        try:
+            return route_message(topic, payload, received, self._config.limits)
+        except Exception as exc:  # a decoder bug must not lose the message: dead-letter it
+            log.exception("decoder failed on a message on %r; dead-lettering it", topic)
+            detail = f"{type(exc).__name__}: {exc}"
+            return Routed([], DeadLetter(RejectReason.INTERNAL_ERROR.value, detail, payload, topic,
+                                        received))
 
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
         assert self._producer is not None
@@ -192,15 +209,16 @@ class Bridge:
         topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
         payload = bytes(msg.payload)
         self.stats.messages += 1
-        routed = route_message(topic, payload, received, self._config.limits)
+        routed = self._route(topic, payload, received)
         letter = routed.deadletter
         if letter is not None:
             self.stats.rejected[letter.reason] += 1
             log.debug("rejected %s on %s: %s", letter.reason, topic, letter.detail)
+            value, headers = letter.to_kafka(DEADLETTER_MAX_VALUE_BYTES)
             futures = [
                 self._producer.send(
                     self._config.deadletter_topic, key=topic.encode("utf-8", "replace"),
-                    value=payload, headers=letter.headers(),
+                    value=value, headers=headers,
                 )
             ]
         else:
@@ -230,9 +248,12 @@ class Bridge:
             first = not pending.failed
             pending.failed = True
         if first:
-            self.stats.kafka_failures += 1
-            log.error("Kafka send failed (%s); reconnecting MQTT so the broker redelivers", exc)
-            self._client.disconnect()
+            self._kafka_trouble(exc)
+
+    def _kafka_trouble(self, exc: BaseException) -> None:
+        self.stats.kafka_failures += 1
+        log.error("Kafka send failed (%s); reconnecting MQTT so the broker redelivers", exc)
+        self._client.disconnect()
 
     def _log_summary(self, force: bool = False) -> None:
         now = time.monotonic()

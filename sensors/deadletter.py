@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,8 +14,10 @@ class DeadLetter:
     """What the dead-letter topic holds for each rejected message.
 
     On Kafka the record value is ``payload`` byte for byte; everything else travels in
-    headers (``reason``, ``detail``, ``mqtt_topic``, ``received_at``, ``stage``, ``schema``)
-    and the key is the MQTT topic.
+    headers (``reason``, ``detail``, ``mqtt_topic``, ``received_at``, ``stage``, ``schema``,
+    ``payload_size``, ``payload_sha256``) and the key is the MQTT topic. A payload larger
+    than the dead-letter topic can hold is cut to its first bytes and says so
+    (``payload_truncated: true``); its size and SHA-256 still identify the original.
     """
 
     reason: str
@@ -24,9 +27,20 @@ class DeadLetter:
     received_at: datetime
     stage: str = "ingest"
 
+    def to_kafka(self, max_value_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The Kafka record value and headers, the value cut to ``max_value_bytes``."""
+        headers = self.headers()
+        value = self.payload
+        if len(value) > max_value_bytes:
+            value = value[:max_value_bytes]
+            headers.append(("payload_truncated", b"true"))
+        return value, headers
+
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers for this dead letter."""
         return [
+            ("payload_size", str(len(self.payload)).encode()),
+            ("payload_sha256", hashlib.sha256(self.payload).hexdigest().encode()),
             ("schema", DEADLETTER_SCHEMA.encode()),
             ("reason", self.reason.encode()),
             ("detail", self.detail.encode("utf-8", "replace")[:4096]),

@@ -24,6 +24,7 @@ class RejectReason(StrEnum):
     SENML_INVALID = "senml_invalid"
     SENML_MUST_UNDERSTAND = "senml_must_understand"
     EMPTY = "empty"
+    INTERNAL_ERROR = "internal_error"  # a decoder bug: the message is kept, never dropped
 
 
 class CivicPulseError(Exception):
