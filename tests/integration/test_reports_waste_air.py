@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -142,3 +144,24 @@ def test_air_quality_compliance_from_raw_reads(fresh_db: str) -> None:
     pm25 = rows_by_metric["pm2_5"]
     assert pm25["target_2040"] == 10.0
     assert pm25["meets_2040_target"] == (hourly["pm2_5"][:, 1].mean() <= 10.0)
+
+
+def test_unmigrated_database_says_what_to_do(fresh_db: str) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "waste",
+            "due",
+            "--date",
+            "2026-10-06",
+            "--database-url",
+            fresh_db,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "civicpulse db migrate" in proc.stderr and "Traceback" not in proc.stderr
