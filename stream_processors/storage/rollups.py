@@ -36,6 +36,7 @@ LEVELS: tuple[Level, ...] = (
     Level("readings_council_1d", "readings_1d", timedelta(days=1), per_sensor=False),
 )
 ROLLUPS: tuple[str, ...] = tuple(level.name for level in LEVELS)
+_FIRST_COUNCIL_LEVEL = next(level for level in LEVELS if not level.per_sensor)
 
 _SENSOR_KEY = ("council", "sensor_id", "kind", "metric")
 _COUNCIL_KEY = ("council", "kind", "metric")
@@ -117,7 +118,24 @@ def rebuild_sql(level: Level) -> tuple[str, str]:
     return delete, _upsert(level, select)
 
 
-TOUCHED_SQL: tuple[str, ...] = tuple(touched_sql(level) for level in LEVELS)
+# Council buckets are shared by sensors that different workers write concurrently: each
+# recompute must see the others' committed rows. Lock the touched (council, kind, metric)
+# keys, in one sorted order, in a statement of its own before recomputing (READ COMMITTED
+# takes a fresh snapshot per statement, so the recompute sees whatever committed first).
+LOCK_COUNCILS = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended("
+    f"'civicpulse.rollup/' || council || '/' || kind || '/' || metric, 0) AS k FROM {STAGE}"
+    " ORDER BY 1) keys"
+)
+TOUCHED_SQL: tuple[str, ...] = tuple(
+    statement
+    for level in LEVELS
+    for statement in (
+        (touched_sql(level),)
+        if level.per_sensor or level is not _FIRST_COUNCIL_LEVEL
+        else (LOCK_COUNCILS, touched_sql(level))
+    )
+)
 
 
 def maintained_by_store(conn: psycopg.Connection) -> bool | None:
