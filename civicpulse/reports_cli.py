@@ -91,6 +91,24 @@ def waste_due(
     out.print(f"{len(report.due)} due, {len(report.not_due)} not due")
 
 
+def waste_forecast(
+    council: Council = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", help="Use reads before this UTC time (default: now)"),
+    ] = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Forecast every bin now and store it in `bin_forecasts` (for dashboards; run on a timer)."""
+    from civicpulse.reports.waste import forecast_all, store_forecasts
+
+    cutoff = as_of.replace(tzinfo=UTC) if as_of and as_of.tzinfo is None else as_of
+    with _db(database_url) as conn:
+        found, _ = forecast_all(conn, cutoff or datetime.now(UTC), council=council)
+        stored = store_forecasts(conn, found)
+    err.print(f"stored {stored} bin forecast(s)")
+
+
 def report_netzero(
     period: Annotated[str, typer.Option("--period", help="YYYY-MM (a month) or YYYY (a year)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the CSVs and the PDF")],
@@ -177,6 +195,7 @@ def register(app: typer.Typer) -> None:
         help="Waste collection planning from bin fill forecasts.", no_args_is_help=True
     )
     waste.command("due")(waste_due)
+    waste.command("forecast")(waste_forecast)
     reports = typer.Typer(
         help="Reports: Net Zero carbon and air-quality compliance.", no_args_is_help=True
     )

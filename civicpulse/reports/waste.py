@@ -1,4 +1,4 @@
-"""Collection-due list for a day: bin fill reads from the database through the forecast core."""
+"""Bin forecasts from the database: the collection-due list for a day, stored forecasts."""
 
 from __future__ import annotations
 
@@ -57,7 +57,22 @@ def due_list(
     """
     start, end = day_bounds(day, tz)
     cutoff = as_of or start
-    found = series(conn, "waste_bin", ["fill_level"], cutoff - LOOKBACK, cutoff, council)
+    found, sites = forecast_all(conn, cutoff, council=council, threshold=threshold)
+    due = collection_due(found, end)
+    chosen = {f.sensor_id for f in due}
+    rest = sorted((f for f in found if f.sensor_id not in chosen), key=lambda f: f.sensor_id)
+    return DueList(day, cutoff, end, due, rest, sites)
+
+
+def forecast_all(
+    conn: psycopg.Connection,
+    as_of: datetime,
+    *,
+    council: str | None = None,
+    threshold: float | None = None,
+) -> tuple[list[BinForecast], dict[str, str]]:
+    """Every bin's forecast from its reads before ``as_of``, and each bin's site name."""
+    found = series(conn, "waste_bin", ["fill_level"], as_of - LOOKBACK, as_of, council)
     forecasts: list[BinForecast] = []
     sites: dict[str, str] = {}
     for s in found.values():
@@ -66,10 +81,42 @@ def due_list(
         if fc is not None:
             forecasts.append(fc)
             sites[s.sensor_id] = s.site
-    due = collection_due(forecasts, end)
-    chosen = {f.sensor_id for f in due}
-    rest = sorted((f for f in forecasts if f.sensor_id not in chosen), key=lambda f: f.sensor_id)
-    return DueList(day, cutoff, end, due, rest, sites)
+    return forecasts, sites
+
+
+_UPSERT = """
+INSERT INTO bin_forecasts (sensor_id, as_of, council, fill_pct, threshold_pct, rate_pct_per_h,
+                           full_at, method, cycle_start)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (sensor_id, as_of) DO UPDATE
+   SET council = EXCLUDED.council, fill_pct = EXCLUDED.fill_pct,
+       threshold_pct = EXCLUDED.threshold_pct, rate_pct_per_h = EXCLUDED.rate_pct_per_h,
+       full_at = EXCLUDED.full_at, method = EXCLUDED.method,
+       cycle_start = EXCLUDED.cycle_start, computed_at = now()
+"""
+
+
+def store_forecasts(conn: psycopg.Connection, forecasts: list[BinForecast]) -> int:
+    """Upsert ``forecasts`` into ``bin_forecasts`` (one transaction); returns how many."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            _UPSERT,
+            [
+                (
+                    f.sensor_id,
+                    f.as_of,
+                    f.council,
+                    f.fill,
+                    f.threshold,
+                    f.rate_per_h,
+                    f.full_at,
+                    f.method,
+                    f.cycle_start,
+                )
+                for f in forecasts
+            ],
+        )
+    return len(forecasts)
 
 
 def _row(f: BinForecast, site: str) -> dict[str, Any]:

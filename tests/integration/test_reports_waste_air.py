@@ -32,9 +32,12 @@ def _bin(sid: str, council: str, collected: datetime, start: float, rate: float)
     return rows
 
 
-def test_waste_due_lists_bins_full_by_end_of_day(fresh_db: str) -> None:
-    migrate(fresh_db)
-    c = DAY_START - timedelta(hours=60)  # collection 60 h before the day starts
+C = DAY_START - timedelta(hours=60)  # the bins' last collection, 60 h before the day
+
+
+def _load_bins(url: str) -> None:
+    migrate(url)
+    c = C
     rows = (
         _bin("bin-fast", "edinburgh", c, 2.0, 1.0)  # 80 % at c + 78 h = day start + 18 h
         + _bin("bin-slow", "edinburgh", c, 2.0, 0.5)  # 80 % at c + 156 h: not due
@@ -55,12 +58,17 @@ def test_waste_due_lists_bins_full_by_end_of_day(fresh_db: str) -> None:
             "%",
         )
     )
-    insert_readings(fresh_db, rows)
-    with psycopg.connect(fresh_db) as conn:
+    insert_readings(url, rows)
+    with psycopg.connect(url) as conn:
         conn.execute(
             "INSERT INTO sensor_sites (sensor_id, council, site, threshold_pct)"
             " VALUES ('bin-own', 'edinburgh', 'Princes St 98', 50)"
         )
+
+
+def test_waste_due_lists_bins_full_by_end_of_day(fresh_db: str) -> None:
+    _load_bins(fresh_db)
+    c = C
     got = json.loads(
         run_cli(
             "waste",
@@ -165,3 +173,19 @@ def test_unmigrated_database_says_what_to_do(fresh_db: str) -> None:
     )
     assert proc.returncode == 1
     assert "civicpulse db migrate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_waste_forecast_stores_forecasts_idempotently(fresh_db: str) -> None:
+    _load_bins(fresh_db)
+    for _ in range(2):  # re-running for the same reads upserts
+        run_cli("waste", "forecast", "--as-of", DAY_START.isoformat(), "--database-url", fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute(
+            "SELECT sensor_id, as_of, full_at, method FROM bin_forecasts_latest ORDER BY 1"
+        ).fetchall()
+        assert conn.execute("SELECT count(*) FROM bin_forecasts").fetchone() == (5,)
+    got = {r[0]: r for r in rows}
+    assert set(got) == {"bin-away", "bin-fast", "bin-full", "bin-own", "bin-slow"}
+    assert got["bin-fast"][1] == DAY_START - timedelta(minutes=15)  # its last read
+    assert got["bin-fast"][2] == C + timedelta(hours=78)
+    assert got["bin-full"][3] == "full" and got["bin-slow"][2] == C + timedelta(hours=156)
