@@ -41,6 +41,7 @@ def ingest(
     mqtt_url: MqttUrl = None,
     kafka_bootstrap: KafkaOpt = None,
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (stable per bridge) [env CIVICPULSE_MQTT_CLIENT_ID]")] = None,
+    retire: Annotated[bool, typer.Option("--retire", help="Scale down: drain this client id's queued messages into Kafka, delete its session, exit")] = False,
 ) -> None:
     """Run the MQTT → Kafka bridge (QoS 1 shared subscription, ack after Kafka ack)."""
     settings = Settings.load(mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap,
@@ -49,6 +50,10 @@ def ingest(
     bridge = build_bridge(settings)
     bridge.install_signal_handlers()
     try:
+        if retire:
+            drained = bridge.retire()
+            console.print(f"retired {settings.mqtt_client_id}: drained {drained} message(s)")
+            return
         bridge.run()
     except Exception as exc:  # one line for people; the log has the traceback
         raise fail(f"{exc} — check the broker and Kafka URLs") from exc

@@ -88,6 +88,11 @@ class Bridge:
         self._stopping = threading.Event()
         self._generation = 0
         self._last_summary = time.monotonic()
+        self._retiring = False
+        self._unsubscribed = threading.Event()
+        self._outstanding = 0
+        self._outstanding_lock = threading.Lock()
+        self._last_activity = time.monotonic()
         self.stats = BridgeStats()
         self._producer: KafkaProducer | None = None
         self._client = self._make_client()
@@ -107,6 +112,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_unsubscribe = lambda *_: self._unsubscribed.set()
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         return client
 
@@ -130,9 +136,7 @@ class Bridge:
             partitions=c.partitions, replication=c.replication,
         )
         self._producer = self._make_producer()
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = c.session_expiry_s
-        props.ReceiveMaximum = c.receive_maximum
+        props = self._connect_properties()
         log.info(
             "bridge %s: MQTT %s:%d ($share/%s/%s) → Kafka %s (%s, dead letters %s)",
             c.client_id, self._endpoint.host, self._endpoint.port, c.share_group,
@@ -151,6 +155,49 @@ class Bridge:
             if not self._stopping.is_set():
                 time.sleep(1.0)
         self._shutdown()
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._config.session_expiry_s
+        props.ReceiveMaximum = self._config.receive_maximum
+        return props
+
+    def retire(self, idle_s: float = 5.0, timeout_s: float = 900.0) -> int:
+        """Drain this client id's session into Kafka, then have the broker delete it.
+
+        For scaling bridges down: a stopped bridge's persistent session keeps receiving its
+        share of the shared subscription until it expires, and the broker drops what it
+        holds then. Retiring unsubscribes at once (nothing new is routed here), forwards
+        everything already queued, and disconnects with session expiry 0. Returns how many
+        messages it drained; raises ``TimeoutError`` if the queue did not empty in time.
+        """
+        c = self._config
+        self._retiring = True
+        self._producer = self._make_producer()
+        self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30,
+                             clean_start=False, properties=self._connect_properties())
+        deadline = time.monotonic() + timeout_s
+        self._last_activity = time.monotonic()
+        while True:
+            self._client.loop(timeout=0.2)
+            with self._outstanding_lock:
+                busy = self._outstanding > 0
+            idle = time.monotonic() - self._last_activity
+            if self._unsubscribed.is_set() and not busy and idle >= idle_s:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bridge {c.client_id} still draining after {timeout_s:.0f}s")
+        self._producer.flush(timeout=10)
+        for _ in range(5):  # write out any acks the flush released
+            self._client.loop(timeout=0.1)
+        bye = Properties(PacketTypes.DISCONNECT)
+        bye.SessionExpiryInterval = 0
+        self._client.disconnect(properties=bye)
+        self._client.loop(timeout=0.5)
+        self._shutdown()
+        log.info("bridge %s retired: drained %d messages, session deleted",
+                 c.client_id, self.stats.messages)
+        return self.stats.messages
 
     def stop(self) -> None:
         """Flush Kafka (so pending acks go out), then leave MQTT; safe from signal handlers."""
@@ -177,6 +224,10 @@ class Bridge:
             return
         self._generation += 1
         topic = f"$share/{self._config.share_group}/{SUBSCRIPTION_FILTER}"
+        if self._retiring:
+            client.unsubscribe(topic)
+            log.info("retiring: unsubscribed from %s, draining the session", topic)
+            return
         client.subscribe(topic, options=SubscribeOptions(qos=1))
         log.info("MQTT connected (session present: %s), subscribed to %s",
                  _f.session_present, topic)
@@ -227,8 +278,11 @@ class Bridge:
                 self._producer.send(self._config.readings_topic, key=key, value=value)
                 for key, value in routed.readings
             ]
+        self._last_activity = time.monotonic()
         if msg.qos == 0:
             return
+        with self._outstanding_lock:
+            self._outstanding += 1
         pending = _PendingAck(msg.mid, msg.qos, len(futures), self._generation)
         for future in futures:
             future.add_callback(self._sent, pending)
@@ -239,15 +293,21 @@ class Bridge:
         with pending.lock:
             pending.remaining -= 1
             done = pending.remaining == 0 and not pending.failed
-        if done and pending.generation == self._generation:
-            self._client.ack(pending.mid, pending.qos)
-            self.stats.acked += 1
+        if done:
+            with self._outstanding_lock:
+                self._outstanding -= 1
+            self._last_activity = time.monotonic()
+            if pending.generation == self._generation:
+                self._client.ack(pending.mid, pending.qos)
+                self.stats.acked += 1
 
     def _send_failed(self, pending: _PendingAck, exc: BaseException) -> None:
         with pending.lock:
             first = not pending.failed
             pending.failed = True
         if first:
+            with self._outstanding_lock:
+                self._outstanding -= 1
             self._kafka_trouble(exc)
 
     def _kafka_trouble(self, exc: BaseException) -> None:
