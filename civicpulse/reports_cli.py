@@ -149,13 +149,24 @@ def report_air_quality(
     year: Annotated[int, typer.Option("--year", min=1990, max=2100, help="Calendar year")],
     council: Council = None,
     as_json: AsJson = False,
+    interval: Annotated[
+        int | None,
+        typer.Option(
+            "--expected-interval-s",
+            min=1,
+            help="Seconds between a sensor's reads, for the 75 % hourly capture rule "
+            "(default: the catalogue's 150 s; 3600 for hourly reference monitors)",
+        ),
+    ] = None,
     database_url: DbUrl = None,
 ) -> None:
     """Annual means against UK limits and the 2040 PM2.5 target, with exceedance counts."""
     from civicpulse.reports.air import compliance, to_json
+    from sensors.catalogue import AIR_QUALITY
 
+    every = interval or AIR_QUALITY.expected_interval_s
     with _db(database_url) as conn:
-        sites = compliance(conn, year, council=council)
+        sites = compliance(conn, year, council=council, expected_interval_s=every)
     if as_json:
         print(json.dumps(to_json(year, sites), indent=2))
         return
@@ -187,6 +198,10 @@ def report_air_quality(
                 target,
             )
     out.print(table)
+    out.print(
+        "capture: share of the year's hours with a valid hourly mean (75 % of reads). The "
+        "Regulations' data-capture rules are not applied: judge a low-capture year with care."
+    )
 
 
 def register(app: typer.Typer) -> None:
