@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
@@ -56,6 +58,18 @@ def test_contract_relations_have_the_same_columns_and_types(contract_dbs) -> Non
          ORDER BY 1""",
     )
     assert kinds == sorted((name, False) for name in ROLLUPS)
+
+
+def test_timescale_hierarchy_is_the_one_the_store_follows(contract_dbs) -> None:
+    """Each continuous aggregate reads the source that rollups.LEVELS names for PostgreSQL."""
+    views = dict(
+        fetch(
+            contract_dbs.timescale,
+            "SELECT view_name, view_definition FROM timescaledb_information.continuous_aggregates",
+        )
+    )
+    for level in LEVELS:
+        assert re.search(rf"FROM (\w+\.)?{level.source}\b", views[level.name]), level.name
 
 
 @pytest.mark.parametrize("name", ROLLUPS)
