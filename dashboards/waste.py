@@ -1,0 +1,122 @@
+"""Waste dashboard: bins on a map by fill, bins due today/tomorrow, fill trends, fire alerts."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard
+
+from dashboards import panels as p
+
+UID = "civicpulse-waste"
+KIND = "waste_bin"
+WHERE = f"kind = '{KIND}' AND council IN ($council) AND sensor_id IN ($site)"
+FILL_COLOURS = [(None, "green"), (50, "yellow"), (80, "orange"), (95, "red")]
+THRESHOLD_PCT = 80  # default of sensor_sites.threshold_pct (thresholds.py fill_threshold_pct)
+
+BIN_MAP = f"""
+SELECT s.sensor_id AS bin, s.site, s.ward, f.fill AS "fill %", s.latitude, s.longitude,
+       f.at AS measured, s.status
+  FROM dash_sensor_status s
+ CROSS JOIN LATERAL (
+       SELECT r.last AS fill, r.last_time AS at FROM readings_1m r
+        WHERE r.sensor_id = s.sensor_id AND r.metric = 'fill_level'
+        ORDER BY r.bucket DESC LIMIT 1) f
+ WHERE s.kind = '{KIND}' AND s.latitude IS NOT NULL
+   AND s.council IN ($council) AND s.sensor_id IN ($site)
+"""
+
+# Projection until the forecasts relation lands: a straight line through the fill since the
+# last collection (a drop of 30 points or more between readings) within 48 hours.
+DUE = f"""
+WITH reads AS (
+    SELECT sensor_id, bucket, last,
+           last - lag(last) OVER (PARTITION BY sensor_id ORDER BY bucket) AS step
+      FROM readings_1m
+     WHERE {WHERE} AND metric = 'fill_level'
+       AND bucket > $__timeTo()::timestamptz - interval '48 hours'
+       AND bucket <= $__timeTo()::timestamptz
+), collected AS (
+    SELECT sensor_id, max(bucket) AS at FROM reads WHERE step <= -30 GROUP BY sensor_id
+), fit AS (
+    SELECT r.sensor_id, regr_slope(r.last, extract(epoch FROM r.bucket) / 3600) AS per_hour,
+           (array_agg(r.last ORDER BY r.bucket DESC))[1] AS fill_now
+      FROM reads r LEFT JOIN collected c ON c.sensor_id = r.sensor_id
+     WHERE c.at IS NULL OR r.bucket >= c.at
+     GROUP BY r.sensor_id HAVING count(*) >= 3
+), eta AS (
+    SELECT f.sensor_id, f.fill_now, f.per_hour, ss.site,
+           coalesce(ss.threshold_pct, {THRESHOLD_PCT}) AS limit_pct,
+           date_trunc('day', $__timeTo()::timestamptz AT TIME ZONE 'Europe/London') AS today
+      FROM fit f LEFT JOIN sensor_sites ss ON ss.sensor_id = f.sensor_id
+), due AS (
+    SELECT *, CASE WHEN fill_now >= limit_pct THEN $__timeTo()::timestamptz
+                   WHEN per_hour > 0
+                   THEN $__timeTo()::timestamptz
+                        + (limit_pct - fill_now) / per_hour * interval '1 hour'
+              END AS full_at
+      FROM eta
+)
+SELECT CASE WHEN full_at < (today + interval '1 day') AT TIME ZONE 'Europe/London'
+            THEN 'today' ELSE 'tomorrow' END AS due,
+       coalesce(site, sensor_id) AS site, sensor_id AS bin,
+       round(fill_now::numeric, 1) AS "fill %",
+       round((per_hour * 24)::numeric, 1) AS "% per day",
+       limit_pct AS "threshold %", full_at AS "reaches threshold"
+  FROM due
+ WHERE full_at < (today + interval '2 days') AT TIME ZONE 'Europe/London'
+ ORDER BY full_at, 2
+"""
+
+FILL_TREND = f"""
+SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric, max(max) AS value
+  FROM readings_1m
+ WHERE $__timeFilter(bucket) AND {WHERE} AND metric = 'fill_level'
+ GROUP BY 1, 2
+ ORDER BY 1
+"""
+
+TEMPERATURE = f"""
+SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric, max(max) AS value
+  FROM readings_1m
+ WHERE $__timeFilter(bucket) AND {WHERE} AND metric = 'temperature'
+ GROUP BY 1, 2
+ ORDER BY 1
+"""
+
+FIRE_ALERTS = """
+SELECT severity, state, sensor_id AS bin, site, opened_at AS since, resolved_at AS resolved,
+       last_seen_at AS "last seen", details::text AS details
+  FROM alerts
+ WHERE rule = 'bin_fire_risk' AND council IN ($council) AND sensor_id IN ($site)
+   AND (state <> 'resolved' OR resolved_at >= $__timeFrom()::timestamptz)
+ ORDER BY state = 'resolved', opened_at DESC
+"""
+
+
+def build() -> dashboard.Dashboard:
+    """The Waste dashboard."""
+    now = [
+        p.geomap_panel("Bins by fill", "Latest fill level of each located bin: green < 50 %, "
+                       f"yellow, orange ≥ {THRESHOLD_PCT} % (collect), red ≥ 95 %.", BIN_MAP,
+                       colour_field="fill %", colours=FILL_COLOURS, w=14, h=13),
+        p.table_panel("Due today and tomorrow", "Bins at or projected to reach "
+                      "their threshold (sensor_sites, default 80 %) by the end of tomorrow "
+                      "(UK time), from a straight line through the fill since the last "
+                      "collection.", DUE, w=10, h=13),
+    ]
+    trends = [
+        p.timeseries_panel("Fill level", "Highest fill per bin and interval; the line is the "
+                           "collection threshold.", FILL_TREND, unit="percent",
+                           limits=[(THRESHOLD_PCT, "orange")]),
+        p.timeseries_panel("Bin temperature (fire watch)", "Highest temperature per bin; fire "
+                           "risk at 60 °C or a fast rise.", TEMPERATURE, unit="celsius",
+                           limits=[(60, "red")]),
+    ]
+    fire = [
+        p.table_panel("Fire alerts", "Live fire-risk alerts and those resolved in the time "
+                      "range (critical: sent to the on-call contact point).", FIRE_ALERTS,
+                      w=24, h=7),
+    ]
+    return p.build_dashboard(
+        UID, "civicpulse · Waste", "Where the full bins are, what to collect today and "
+        "tomorrow, fill trends and fire risk.", ["waste"], p.standard_variables(KIND),
+        [("Collections", now), ("Trends", trends), ("Fire", fire)], "now-24h")
