@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -42,6 +43,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools import devstack  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.conformance.contract import ContractDatabases
 
 ENV_VARS = {
     "mosquitto": "CIVICPULSE_MQTT_URL",
@@ -201,7 +205,7 @@ def fresh_timescale_url(_devstack: _Stack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def contract_dbs(database_url: str, timescale_url: str) -> Iterator[object]:
+def contract_dbs(database_url: str, timescale_url: str) -> Iterator[ContractDatabases]:
     """Both databases with the same seeded read contract (see tests/conformance)."""
     import psycopg
 
