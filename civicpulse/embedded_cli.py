@@ -134,12 +134,12 @@ def demo(
     engine = _engine(settings, database_url)
 
     async def simulate_and_show(stopped: threading.Event) -> None:
-        from sensors.simulator import Fleet, bad_messages, publish
+        from sensors.simulator import BadMessage, Emission, Fleet, bad_messages, publish
 
         fleet = Fleet.build(sensors, seed=1)
         start = datetime.now(UTC)
 
-        def messages() -> Iterator[object]:
+        def messages() -> Iterator[Emission | BadMessage]:
             bad = bad_messages(1, 10**9, start, fleet.addresses)
             for i, emission in enumerate(fleet.emissions(10**9, start, rate)):
                 if stopped.is_set():

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 _DURABLE_PREFIX = TOPIC_PREFIX + "/"
 
 
-class DurableHandler(BrokerProtocolHandler):
+class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is untyped
     """amqtt's broker-side protocol handler, committing sensor messages before acknowledging.
 
     Why: amqtt's ``_handle_qos1_message_flow`` (INCOMING) queues a QoS 1 message for delivery
@@ -44,7 +44,7 @@ class DurableHandler(BrokerProtocolHandler):
         await super()._handle_message_flow(app_message)
 
 
-class DurableBroker(Broker):
+class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     """An amqtt ``Broker`` whose client connections use :class:`DurableHandler`."""
 
     def __init__(self, config: dict[str, Any], committer: GroupCommitter) -> None:

@@ -56,7 +56,7 @@ class EmbeddedEngine:
 
     def __init__(self, config: EmbeddedConfig) -> None:
         self.config = config
-        self.committer: GroupCommitter | None = None
+        self._committer: GroupCommitter | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._broker: DurableBroker | None = None
         self._stores: tuple[ReadingStore, DeadLetterStore] | None = None
@@ -66,6 +66,13 @@ class EmbeddedEngine:
     def mqtt_url(self) -> str:
         """Where devices publish."""
         return f"mqtt://{self.config.mqtt_host}:{self.config.mqtt_port}"
+
+    @property
+    def committer(self) -> GroupCommitter:
+        """The group committer (its ``stats`` and ``pipeline.stats`` feed live views)."""
+        if self._committer is None:
+            raise RuntimeError("the embedded engine has not been started")
+        return self._committer
 
     @property
     def embedded_database(self) -> bool:
@@ -86,12 +93,12 @@ class EmbeddedEngine:
         if applied:
             log.info("applied migrations: %s", ", ".join(m.name for m in applied))
         self._stores = (ReadingStore(self.database_url), DeadLetterStore(self.database_url))
-        self.committer = GroupCommitter(
+        self._committer = GroupCommitter(
             *self._stores, partial(_route, c.limits),
             max_readings=c.batch_size, window_s=c.window_s,
         )
-        self.committer.start()
-        self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self.committer)
+        self._committer.start()
+        self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self._committer)
         try:
             await self._broker.start()
         except BrokerError as exc:
@@ -100,8 +107,8 @@ class EmbeddedEngine:
 
     async def stop(self) -> None:
         """Commit (and acknowledge) what is in flight, close the broker, stop the database."""
-        if self.committer is not None:
-            await self.committer.stop()
+        if self._committer is not None:
+            await self._committer.stop()
         if self._broker is not None:
             await self._broker.shutdown()
         if self._stores is not None:

@@ -55,14 +55,13 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     pgdata = (data_dir / "pgdata").resolve()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver
-        from pgserver.postgres_server import PostgresServer
+        from pgserver.postgres_server import PostgresServer, get_server
 
         with PostgresServer._lock:  # the lock pgserver itself takes
             if pgdata.exists():
                 _forget_dead_handles(pgdata)
         try:
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # pgserver raises bare subprocess/assert errors
             log_file = pgdata / "log"
             raise StoreUnavailable(
