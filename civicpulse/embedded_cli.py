@@ -31,8 +31,11 @@ DbUrl = Annotated[str | None, typer.Option("--database-url", help="Use this Post
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Most readings per database commit (env CIVICPULSE_BATCH_SIZE)")]  # noqa: E501
 
 
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}  # noqa: S104 - bind choice
+
+
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -55,6 +58,10 @@ def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
         endpoint = BrokerUrl.parse(settings.mqtt_url)
     except ValueError as exc:
         raise _fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
+    if endpoint.tls or endpoint.username or endpoint.host not in _LOCAL_HOSTS:
+        raise _fail(f"{settings.mqtt_url} is not a local address for the embedded broker — "
+                    "pass --mqtt-url mqtt://127.0.0.1:PORT, or use an external broker with "
+                    "`civicpulse ingest` + `civicpulse process`")
     return EmbeddedEngine(
         EmbeddedConfig(
             mqtt_host=endpoint.host,
