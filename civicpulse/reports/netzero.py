@@ -15,8 +15,8 @@ from stream_processors.core.carbon import (
     FactorChoice,
     FactorTable,
     Footprint,
-    Interval,
     allocate,
+    covered_hours,
     footprint,
     load_factors,
     month_edges,
@@ -149,17 +149,13 @@ def meters(
         kwh = allocate(d.intervals, edges)
         m = out.get(s.sensor_id) or Meter(s.sensor_id, s.council, s.site, zero, zero, zero, 0, 0)
         imp = s.metric == "energy_import"
-        spans = [
-            Interval(iv.start, iv.end, (iv.end - iv.start).total_seconds() / 3600)
-            for iv in d.intervals
-        ]
         out[s.sensor_id] = Meter(
             m.sensor_id,
             m.council,
             m.site,
             kwh if imp else m.import_kwh,
             m.export_kwh if imp else kwh,
-            allocate(spans, edges) if imp else m.hours,
+            covered_hours(d.intervals, edges) if imp else m.hours,
             m.resets + len(d.resets),
             m.ignored_reads + len(d.glitches),
         )

@@ -52,10 +52,11 @@ def series(
     }
     with conn.cursor() as cur:
         cur.execute(_SERIES, params)
-        for sensor_id, metric, cncl, site, threshold, t, v in cur:
-            s = out.get((sensor_id, metric))
-            if s is None:
-                s = out[(sensor_id, metric)] = Series(sensor_id, metric, cncl, site, threshold)
-            s.times.append(t)
-            s.values.append(float(v))
+        while batch := cur.fetchmany(50_000):
+            for sensor_id, metric, cncl, site, threshold, t, v in batch:
+                s = out.get((sensor_id, metric))
+                if s is None:
+                    s = out[(sensor_id, metric)] = Series(sensor_id, metric, cncl, site, threshold)
+                s.times.append(t)
+                s.values.append(float(v))
     return out

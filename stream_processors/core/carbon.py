@@ -10,6 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from sensors.errors import CivicPulseError
 
 # Keys of the DESNZ rows used for grid electricity in ``data/ghg_factors_uk.json`` (a versioned
@@ -144,20 +146,34 @@ def register_deltas(times: Sequence[datetime], values: Sequence[float]) -> Regis
     return RegisterDeltas(tuple(intervals), tuple(resets), tuple(glitches))
 
 
+def _split(
+    intervals: Sequence[Interval], edges: Sequence[datetime], hours: bool
+) -> tuple[float, ...]:
+    # Unix seconds: subtracting two datetimes that share a ZoneInfo ignores a DST change.
+    cuts = np.array([e.timestamp() for e in edges], dtype=np.float64)
+    if len(cuts) < 2 or not intervals:
+        return (0.0,) * max(len(cuts) - 1, 0)
+    start = np.array([iv.start.timestamp() for iv in intervals], dtype=np.float64)
+    end = np.array([iv.end.timestamp() for iv in intervals], dtype=np.float64)
+    span = end - start
+    amount = span / 3600.0 if hours else np.array([iv.kwh for iv in intervals], dtype=np.float64)
+    ok = span > 0
+    start, end, span, amount = start[ok], end[ok], span[ok], amount[ok]
+    totals = np.zeros(len(cuts) - 1, dtype=np.float64)
+    for b in range(len(totals)):  # few buckets (months), many intervals: vectorise intervals
+        overlap = np.minimum(end, cuts[b + 1]) - np.maximum(start, cuts[b])
+        totals[b] = float(np.sum(amount * np.clip(overlap, 0.0, None) / span))
+    return tuple(float(x) for x in totals)
+
+
 def allocate(intervals: Sequence[Interval], edges: Sequence[datetime]) -> tuple[float, ...]:
     """kWh per bucket ``[edges[i], edges[i+1])``, each interval split pro rata by time."""
-    # Unix seconds: subtracting two datetimes that share a ZoneInfo ignores a DST change.
-    cuts = [e.timestamp() for e in edges]
-    totals = [0.0] * max(len(cuts) - 1, 0)
-    for iv in intervals:
-        start, end = iv.start.timestamp(), iv.end.timestamp()
-        if end <= start or iv.kwh == 0:
-            continue
-        for b in range(len(totals)):
-            lo, hi = max(start, cuts[b]), min(end, cuts[b + 1])
-            if hi > lo:
-                totals[b] += iv.kwh * (hi - lo) / (end - start)
-    return tuple(totals)
+    return _split(intervals, edges, hours=False)
+
+
+def covered_hours(intervals: Sequence[Interval], edges: Sequence[datetime]) -> tuple[float, ...]:
+    """Hours per bucket covered by the intervals (how complete the register data is)."""
+    return _split(intervals, edges, hours=True)
 
 
 def month_edges(

@@ -14,6 +14,7 @@ from stream_processors.core.carbon import (
     CarbonError,
     Interval,
     allocate,
+    covered_hours,
     footprint,
     load_factors,
     month_edges,
@@ -139,3 +140,11 @@ def test_random_register_total_matches_numpy_differences() -> None:
     values = 1e4 + np.cumsum(steps)
     d = register_deltas([_t(i / 2) for i in range(500)], values.tolist())
     assert sum(iv.kwh for iv in d.intervals) == pytest.approx(values[-1] - values[0])
+
+
+def test_covered_hours_per_bucket() -> None:
+    edges = [_t(0), _t(10), _t(20)]
+    ivs = [Interval(_t(8), _t(12), 4.0), Interval(_t(15), _t(16), 0.0)]
+    # by hand: 8..10 -> 2 h in bucket 0; 10..12 and 15..16 -> 3 h in bucket 1
+    assert covered_hours(ivs, edges) == pytest.approx((2.0, 3.0))
+    assert covered_hours([], edges) == (0.0, 0.0)
