@@ -119,7 +119,8 @@ def store_forecasts(conn: psycopg.Connection, forecasts: list[BinForecast]) -> i
     return len(forecasts)
 
 
-def _row(f: BinForecast, site: str) -> dict[str, Any]:
+def _row(f: BinForecast, site: str, as_of: datetime) -> dict[str, Any]:
+    age_h = (as_of - f.as_of).total_seconds() / 3600
     return {
         "sensor_id": f.sensor_id,
         "council": f.council,
@@ -127,6 +128,7 @@ def _row(f: BinForecast, site: str) -> dict[str, Any]:
         "fill_pct": round(f.fill, 1),
         "threshold_pct": f.threshold,
         "last_read": f.as_of.isoformat(),
+        "last_read_age_h": round(age_h, 1),  # a silent sensor's forecast is old news
         "full_at": f.full_at.isoformat() if f.full_at else None,
         "hours_to_full": None if f.hours_to_full is None else round(f.hours_to_full, 1),
         "rate_pct_per_h": None if f.rate_per_h is None else round(f.rate_per_h, 3),
@@ -140,6 +142,6 @@ def to_json(report: DueList) -> dict[str, Any]:
         "date": report.day.isoformat(),
         "as_of": report.as_of.astimezone(UTC).isoformat(),
         "due_by": report.by.astimezone(UTC).isoformat(),
-        "due": [_row(f, report.sites[f.sensor_id]) for f in report.due],
-        "not_due": [_row(f, report.sites[f.sensor_id]) for f in report.not_due],
+        "due": [_row(f, report.sites[f.sensor_id], report.as_of) for f in report.due],
+        "not_due": [_row(f, report.sites[f.sensor_id], report.as_of) for f in report.not_due],
     }

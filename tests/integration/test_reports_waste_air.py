@@ -93,6 +93,7 @@ def test_waste_due_lists_bins_full_by_end_of_day(fresh_db: str) -> None:
     assert due["bin-full"]["method"] == "full"
     assert due["bin-full"]["full_at"] == (c + timedelta(hours=20)).isoformat()
     assert due["bin-fast"]["rate_pct_per_h"] == pytest.approx(1.0)
+    assert due["bin-fast"]["last_read_age_h"] == 0.2  # 15 min before the day
     assert due["bin-fast"]["fill_pct"] == pytest.approx(2.0 + 1.0 * 59.75, abs=0.05)
     assert due["bin-fast"]["hours_to_full"] == pytest.approx(18.25, abs=0.06)  # from 22:45
 
