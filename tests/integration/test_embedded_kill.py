@@ -76,7 +76,19 @@ class Device:
         self.client.loop_stop()
 
 
-def test_kill_9_loses_no_acknowledged_reading_and_stores_none_twice(tmp_path: Path) -> None:
+def kill9_postgres(pgdata: Path) -> None:
+    """SIGKILL the embedded PostgreSQL and all its backends, like a power cut would."""
+    postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+    family = [postmaster, *postmaster.children(recursive=True)]
+    for proc in family:
+        proc.kill()
+    psutil.wait_procs(family, timeout=10)
+
+
+@pytest.mark.parametrize("with_postgres", [False, True], ids=["engine", "engine+postgres"])
+def test_kill_9_loses_no_acknowledged_reading_and_stores_none_twice(
+    tmp_path: Path, with_postgres: bool
+) -> None:
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     messages = build_messages(start)
     engine = Embedded(tmp_path).start()
@@ -98,6 +110,8 @@ def test_kill_9_loses_no_acknowledged_reading_and_stores_none_twice(tmp_path: Pa
     while len(device.acked) < 400 and time.monotonic() < deadline:
         time.sleep(0.005)
     engine.process.kill9()
+    if with_postgres:
+        kill9_postgres(engine.data_dir / "pgdata")
     stop.set()
     publisher.join(10)
     device.disconnected.wait(10)
