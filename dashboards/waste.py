@@ -60,7 +60,7 @@ SELECT CASE WHEN full_at < (today + interval '1 day') AT TIME ZONE 'Europe/Londo
        coalesce(site, sensor_id) AS site, sensor_id AS bin,
        round(fill_now::numeric, 1) AS "fill %",
        round((per_hour * 24)::numeric, 1) AS "% per day",
-       limit_pct AS "threshold %", full_at AS "reaches threshold"
+       limit_pct AS "threshold %", date_trunc('minute', full_at) AS "reaches threshold"
   FROM due
  WHERE full_at < (today + interval '2 days') AT TIME ZONE 'Europe/London'
  ORDER BY full_at, 2

@@ -15,9 +15,9 @@ from stream_processors.core.alerts import Alert, AlertStatus, Severity
 from stream_processors.storage import migrate
 from stream_processors.storage.alerts_store import save_alerts
 from stream_processors.storage.deadletter_store import DeadLetterStore
-from stream_processors.storage.readings_store import ReadingStore
+from stream_processors.storage.readings_store import STAGE_DDL, ReadingStore, apply_stage
 
-HOURS = 30  # of simulated history before "now"
+HOURS = 8  # of simulated history before "now" (small: the WASM server loads ~300 rows/s)
 STALE_SENSOR_GAP = timedelta(hours=3)
 CENTRES = {"aberdeen": (57.15, -2.11), "edinburgh": (55.95, -3.19)}
 
@@ -94,8 +94,24 @@ def register_history(now: datetime, readings: list[Reading]) -> list[Reading]:
     return extra
 
 
-def seed(url: str, now: datetime | None = None) -> Seeded:
-    """Migrate ``url`` and fill it; returns what was put in."""
+def _insert_readings(url: str, readings: list[Reading]) -> None:
+    """For the WASM TimescaleDB (no COPY): stage with INSERTs, then the store's own SQL."""
+    with psycopg.connect(url) as conn:
+        conn.execute(STAGE_DDL)
+        for i in range(0, len(readings), 2000):
+            with conn.transaction(), conn.cursor() as cur:
+                for j in range(i, min(i + 2000, len(readings)), 250):
+                    part = readings[j:min(j + 250, i + 2000, len(readings))]
+                    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
+                    params = [x for r in part for x in (r.time, r.council, r.sensor_id, r.kind,
+                                                         r.metric, r.value, r.unit,
+                                                         r.received_at)]
+                    cur.execute(f"INSERT INTO readings_stage VALUES {values}", params)
+                apply_stage(cur, maintain_rollups=False)
+
+
+def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
+    """Migrate ``url`` and fill it; returns what was put in. ``copy=False``: INSERTs only."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     migrate(url)
     readings, fleet = fleet_readings(now)
@@ -104,13 +120,16 @@ def seed(url: str, now: datetime | None = None) -> Seeded:
                 if r.sensor_id != stale.sensor_id or r.time < now - STALE_SENSOR_GAP]
     extra, names = edge_cases(now)
     extra += register_history(now, readings)
-    store = ReadingStore(url)
-    try:
-        batch = readings + extra
-        for i in range(0, len(batch), 5000):
-            store.write(batch[i:i + 5000])
-    finally:
-        store.close()
+    batch = readings + extra
+    if copy:
+        store = ReadingStore(url)
+        try:
+            for i in range(0, len(batch), 5000):
+                store.write(batch[i:i + 5000])
+        finally:
+            store.close()
+    else:
+        _insert_readings(url, batch)
     letters = DeadLetterStore(url)
     try:
         letters.write([
