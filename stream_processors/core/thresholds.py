@@ -20,7 +20,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "waste.fire_clear_c": 45.0,         # ... cleared below this (and no fire flag)
     "waste.fire_rise_c": 15.0,          # or a rise of this many degrees ...
     "waste.fire_rise_window_s": 1800.0, # ... within this many seconds
-    "waste.fill_drop_pct": 25.0,        # a drop of this many points is a collection or a review
+    "waste.fill_drop_pct": 15.0,        # a drop of this many points is a collection or a review
     "waste.collection_tolerance_s": 7200.0,  # how far from the learned round a drop may be
     "waste.min_collections": 2,         # collections seen before drops can be judged
     # energy meters
@@ -44,8 +44,9 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "health.low_battery_pct": 15.0,
     "health.battery_clear_pct": 20.0,
     # statistical: robust rolling z-score (median / MAD)
-    "statistical.window": 48,
+    "statistical.window": 96,
     "statistical.warmup": 24,
+    "statistical.min_scale": 0.5,       # floor of the robust spread, in the metric's unit
     "statistical.z": 8.0,               # sensitivity: lower finds more, with more noise
     "statistical.clear_z": 3.0,
     "statistical.metrics": ["temperature", "humidity"],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -53,7 +53,7 @@ def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> N
         DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
         """,
         ([k[0] for k in keys], [k[1] for k in keys],
-         [json.dumps(states[k], separators=(",", ":")) for k in keys]),
+         [orjson.dumps(states[k]).decode() for k in keys]),
     )
 
 

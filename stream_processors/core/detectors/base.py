@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from sensors.reading import Reading
 from stream_processors.core.alerts import Severity, Signal
@@ -34,7 +35,7 @@ class Detector(Protocol):
 
 def fresh(state: JsonDict | None) -> JsonDict:
     """A private deep copy of ``state`` to update (the caller's stays untouched)."""
-    return copy.deepcopy(state) if state else {}
+    return orjson.loads(orjson.dumps(state)) if state else {}
 
 
 def emit(

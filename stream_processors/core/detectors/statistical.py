@@ -41,6 +41,7 @@ class StatisticalDetector:
         metrics = set(params["statistical.metrics"])
         size, warmup = int(params["statistical.window"]), int(params["statistical.warmup"])
         limit, clear = float(params["statistical.z"]), float(params["statistical.clear_z"])
+        floor = float(params["statistical.min_scale"])
         windows: dict[str, list[float]] = s.setdefault("w", {})
         outlying: list[str] = s.setdefault("out", [])
         for r in readings:
@@ -48,7 +49,7 @@ class StatisticalDetector:
                 continue
             window = windows.setdefault(r.metric, [])
             if len(window) >= warmup:
-                z = robust_z(window, r.value)
+                z = robust_z(window, r.value, floor)
                 if abs(z) >= limit and r.metric not in outlying:
                     outlying.append(r.metric)
                 elif abs(z) < clear and r.metric in outlying:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import pairwise
@@ -14,18 +14,24 @@ from stream_processors.core.detectors.base import Conditions, JsonDict, Params, 
 _KEEP_COLLECTIONS = 8
 
 
-def _round_due(collections: list[float], t: float, params: Params) -> bool | None:
-    """Whether a collection round is due at ``t``; None until the schedule is learnt."""
-    if len(collections) < max(int(params["waste.min_collections"]), 2):
-        return None
-    gaps = [b - a for a, b in pairwise(collections)]
-    interval = statistics.median(gaps)
+def _round_due(collections: list[float], since: float, t: float, params: Params) -> float | None:
+    """The learnt collection round that fell in [since, t] (the drop happened somewhere
+    between two readings), give or take the tolerance; None when none did. Needs at least
+    two learnt collections.
+    """
+    # The smallest recent gap: a collection missed by the sensor (a small drop) doubles a
+    # gap but never shortens one, so the minimum is the round interval.
+    interval = min(b - a for a, b in pairwise(collections))
     if interval <= 0:
-        return None
-    last = collections[-1]
-    rounds = max(round((t - last) / interval), 1)
+        return t
     tolerance = max(float(params["waste.collection_tolerance_s"]), 0.1 * interval)
-    return abs(t - (last + rounds * interval)) <= tolerance
+    last = collections[-1]
+    k = max(math.floor((since - tolerance - last) / interval), 1)
+    while (due := last + k * interval) <= t + tolerance:
+        if due >= since - tolerance:
+            return due
+        k += 1
+    return None
 
 
 class WasteDetector:
@@ -77,14 +83,19 @@ class WasteDetector:
             violated=r.value >= float(params["waste.fill_threshold_pct"]),
             cleared=r.value < float(params["waste.fill_clear_pct"]), fill_pct=r.value,
         )
-        last = s.get("fill")
-        s["fill"] = r.value
+        last, since = s.get("fill"), s.get("fill_t", t)
+        s["fill"], s["fill_t"] = r.value, t
         if last is None or last - r.value < float(params["waste.fill_drop_pct"]):
             return
         collections: list[float] = s.setdefault("collections", [])
-        due = _round_due(collections, t, params)
-        if due is False:
+        if len(collections) < max(int(params["waste.min_collections"]), 2):
+            # Still learning the round: it happened between the two readings (a sensor may
+            # have been silent across it), so take the midpoint.
+            collections.append((since + t) / 2)
+            return
+        due = _round_due(collections, since, t, params)
+        if due is None:
             out.append(emit(r, "bin_fill_drop_review", True, from_pct=last, to_pct=r.value))
             return
-        collections.append(t)
+        collections.append(due)
         del collections[:-_KEEP_COLLECTIONS]
