@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 _DURABLE_PREFIX = TOPIC_PREFIX + "/"
 
 
+def is_sensor_topic(topic: str) -> bool:
+    """Whether the sensor subscription filter (``civicpulse/#``) matches ``topic``."""
+    return topic == TOPIC_PREFIX or topic.startswith(_DURABLE_PREFIX)
+
+
 class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is untyped
     """amqtt's broker-side protocol handler, committing sensor messages before acknowledging.
 
@@ -35,7 +40,7 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
     async def _handle_message_flow(
         self, app_message: IncomingApplicationMessage | OutgoingApplicationMessage
     ) -> None:
-        if app_message.direction == INCOMING and app_message.topic.startswith(_DURABLE_PREFIX):
+        if app_message.direction == INCOMING and is_sensor_topic(app_message.topic):
             try:
                 await self.committer.submit(app_message.topic, bytes(app_message.data))
             except EngineStopped:
