@@ -151,6 +151,7 @@ def simulate(
 
 from civicpulse.embedded_cli import register; register(app)  # noqa: E402, E702, I001
 from civicpulse.reports_cli import register as _register_reports; _register_reports(app)  # noqa: E402, E702, I001
+from civicpulse.alerts_cli import register as _register_alerts; _register_alerts(app)  # noqa: E402, E702, I001
 from civicpulse.dashboards_cli import register as _register_dashboards; _register_dashboards(app)  # noqa: E402, E702, I001
 
 
