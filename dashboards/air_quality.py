@@ -48,12 +48,11 @@ SELECT {SITE} AS site, x.sensor_id AS sensor,
 # Hourly: PM 24 h running mean, O3 8 h running mean, NO2 and SO2 the hour's mean.
 DAQI_HOURLY = f"""
 WITH hourly AS (
-    SELECT date_trunc('hour', bucket) AS h, sensor_id, metric, sum(mean * n) AS s, sum(n) AS n
-      FROM readings_1m
+    SELECT bucket AS h, sensor_id, metric, sum AS s, n
+      FROM readings_1h
      WHERE {WHERE} AND metric IN ('pm2_5', 'pm10', 'no2', 'o3', 'so2')
        AND bucket >= $__timeFrom()::timestamptz - interval '24 hours'
        AND bucket <= $__timeTo()::timestamptz
-     GROUP BY 1, 2, 3
 ), running AS (
     SELECT h, sensor_id, metric,
            CASE WHEN metric IN ('no2', 'so2') THEN s / n
@@ -73,13 +72,17 @@ SELECT h AS time, sensor_id AS metric, max(dash_daqi_index(metric, conc)) AS val
 """
 
 
+ROLLUP = {"1h": ("readings_1h", "1 hour"), "1d": ("readings_1d", "1 day")}
+
+
 def trend(metric: str, period: str) -> str:
-    """Mean concentration per site over ``period`` buckets."""
+    """Mean concentration per site per hour or day, from the rollups."""
+    table, width = ROLLUP[period]
     return f"""
-SELECT $__timeGroupAlias(bucket, '{period}'), sensor_id AS metric,
-       sum(mean * n) / sum(n) AS value
-  FROM readings_1m
- WHERE $__timeFilter(bucket) AND {WHERE} AND metric = '{metric}'
+SELECT $__timeGroupAlias(bucket, '{period}'), sensor_id AS metric, sum(sum) / sum(n) AS value
+  FROM {table}
+ WHERE bucket > $__timeFrom()::timestamptz - interval '{width}'
+   AND bucket <= $__timeTo()::timestamptz AND {WHERE} AND metric = '{metric}'
  GROUP BY 1, 2
  ORDER BY 1
 """
@@ -88,14 +91,12 @@ SELECT $__timeGroupAlias(bucket, '{period}'), sensor_id AS metric,
 # DEFRA data capture: an hourly mean needs 75 % of its samples, a daily mean 18 valid hours.
 EXCEEDANCES = f"""
 WITH hourly AS (
-    SELECT sensor_id, metric, date_trunc('hour', bucket) AS h,
-           sum(mean * n) / sum(n) AS conc, sum(n) AS n
-      FROM readings_1m
+    SELECT sensor_id, metric, bucket AS h, mean AS conc, n
+      FROM readings_1h
      WHERE {WHERE} AND metric IN ('no2', 'pm10')
        AND bucket >= date_trunc('year', $__timeTo()::timestamptz AT TIME ZONE 'UTC')
                      AT TIME ZONE 'UTC'
        AND bucket <= $__timeTo()::timestamptz
-     GROUP BY 1, 2, 3
 ), valid AS (
     SELECT * FROM hourly WHERE n >= 0.75 * 3600 / dash_expected_interval_s('{KIND}')
 ), daily AS (

@@ -13,14 +13,15 @@ WHERE = f"kind = '{KIND}' AND council IN ($council) AND sensor_id IN ($site)"
 LOCAL = "'Europe/London'"
 SITE = "coalesce(loc.site, k.sensor_id)"
 
-# Monthly consumption per meter from the cumulative import register: this month's highest
+# Monthly consumption per meter from the cumulative import register (hourly rollup, so UK
+# months are exact): this month's highest
 # read minus last month's (or this month's lowest when last month has no reads). A register
 # that went backwards (reset) gives no figure for that month.
 KWH = f"""
 WITH monthly AS (
     SELECT sensor_id, date_trunc('month', bucket AT TIME ZONE {LOCAL}) AS month,
            max(max) AS top, min(min) AS bottom
-      FROM readings_1m
+      FROM readings_1h
      WHERE {WHERE} AND metric = 'energy_import'
        AND bucket >= least(make_date($baseline_year, 1, 1)::timestamp AT TIME ZONE {LOCAL},
                            $__timeFrom()::timestamptz - interval '1 month')
