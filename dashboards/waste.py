@@ -24,46 +24,26 @@ SELECT s.sensor_id AS bin, s.site, s.ward, f.fill AS "fill %", s.latitude, s.lon
    AND s.council IN ($council) AND s.sensor_id IN ($site)
 """
 
-# Projection until the forecasts relation lands: a straight line through the fill since the
-# last collection (a drop of 30 points or more between readings) within 48 hours.
-DUE = f"""
-WITH reads AS (
-    SELECT sensor_id, bucket, last,
-           last - lag(last) OVER (PARTITION BY sensor_id ORDER BY bucket) AS step
-      FROM readings_1m
-     WHERE {WHERE} AND metric = 'fill_level'
-       AND bucket > $__timeTo()::timestamptz - interval '48 hours'
-       AND bucket <= $__timeTo()::timestamptz
-), collected AS (
-    SELECT sensor_id, max(bucket) AS at FROM reads WHERE step <= -30 GROUP BY sensor_id
-), fit AS (
-    SELECT r.sensor_id, regr_slope(r.last, extract(epoch FROM r.bucket) / 3600) AS per_hour,
-           (array_agg(r.last ORDER BY r.bucket DESC))[1] AS fill_now
-      FROM reads r LEFT JOIN collected c ON c.sensor_id = r.sensor_id
-     WHERE c.at IS NULL OR r.bucket >= c.at
-     GROUP BY r.sensor_id HAVING count(*) >= 3
-), eta AS (
-    SELECT f.sensor_id, f.fill_now, f.per_hour, ss.site,
-           coalesce(ss.threshold_pct, {THRESHOLD_PCT}) AS limit_pct,
-           date_trunc('day', $__timeTo()::timestamptz AT TIME ZONE 'Europe/London') AS today
-      FROM fit f LEFT JOIN sensor_sites ss ON ss.sensor_id = f.sensor_id
-), due AS (
-    SELECT *, CASE WHEN fill_now >= limit_pct THEN $__timeTo()::timestamptz
-                   WHEN per_hour > 0
-                   THEN $__timeTo()::timestamptz
-                        + (limit_pct - fill_now) / per_hour * interval '1 hour'
-              END AS full_at
-      FROM eta
+# The newest forecast of each bin (`civicpulse waste forecast`, run on a timer, writes them
+# with stream_processors/core/forecast.py): due today if it is (or will be) at its threshold
+# before midnight UK time, tomorrow if before the next midnight.
+DUE = """
+WITH d AS (
+    SELECT date_trunc('day', $__timeTo()::timestamptz AT TIME ZONE 'Europe/London') AS today
 )
-SELECT CASE WHEN full_at < (today + interval '1 day') AT TIME ZONE 'Europe/London'
+SELECT CASE WHEN f.full_at < (d.today + interval '1 day') AT TIME ZONE 'Europe/London'
             THEN 'today' ELSE 'tomorrow' END AS due,
-       coalesce(site, sensor_id) AS site, sensor_id AS bin,
-       round(fill_now::numeric, 1) AS "fill %",
-       round((per_hour * 24)::numeric, 1) AS "% per day",
-       limit_pct AS "threshold %", date_trunc('minute', full_at) AS "reaches threshold"
-  FROM due
- WHERE full_at < (today + interval '2 days') AT TIME ZONE 'Europe/London'
- ORDER BY full_at, 2
+       coalesce(ss.site, f.sensor_id) AS site, f.sensor_id AS bin,
+       round(f.fill_pct::numeric, 1) AS "fill %",
+       round((f.rate_pct_per_h * 24)::numeric, 1) AS "% per day",
+       f.threshold_pct AS "threshold %", date_trunc('minute', f.full_at) AS "reaches threshold",
+       f.method, f.as_of AS "last read"
+  FROM bin_forecasts_latest f
+ CROSS JOIN d
+  LEFT JOIN sensor_sites ss ON ss.sensor_id = f.sensor_id
+ WHERE f.council IN ($council) AND f.sensor_id IN ($site)
+   AND f.full_at < (d.today + interval '2 days') AT TIME ZONE 'Europe/London'
+ ORDER BY f.full_at, 2
 """
 
 FILL_TREND = f"""
@@ -98,10 +78,10 @@ def build() -> dashboard.Dashboard:
         p.geomap_panel("Bins by fill", "Latest fill level of each located bin: green < 50 %, "
                        f"yellow, orange ≥ {THRESHOLD_PCT} % (collect), red ≥ 95 %.", BIN_MAP,
                        colour_field="fill %", colours=FILL_COLOURS, w=14, h=13),
-        p.table_panel("Due today and tomorrow", "Bins at or projected to reach "
-                      "their threshold (sensor_sites, default 80 %) by the end of tomorrow "
-                      "(UK time), from a straight line through the fill since the last "
-                      "collection.", DUE, w=10, h=13),
+        p.table_panel("Due today and tomorrow", "Bins at or forecast to reach their "
+                      "threshold (sensor_sites, default 80 %) by the end of tomorrow, UK "
+                      "time, from the latest bin forecasts (`civicpulse waste forecast`).",
+                      DUE, w=10, h=13),
     ]
     trends = [
         p.timeseries_panel("Fill level", "Highest fill per bin and interval; the line is the "

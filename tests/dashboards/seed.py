@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from civicpulse.reports.waste import forecast_all, store_forecasts
 from sensors.catalogue import KINDS
 from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
@@ -166,5 +167,8 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
                   now - timedelta(hours=4), resolved_at=now - timedelta(hours=4),
                   resolved_by="auto"),
         ])
+    with psycopg.connect(url) as conn:  # what `civicpulse waste forecast` does on its timer
+        found, _ = forecast_all(conn, now + timedelta(seconds=1))
+        store_forecasts(conn, found)
     return Seeded(url, now, tuple(sensors), stale.sensor_id, names["flat"], names["bin"],
                   names["bin"])

@@ -53,7 +53,7 @@ def test_schema_check_rejects_a_broken_compose_file() -> None:
 def test_the_whole_stack_is_there() -> None:
     assert set(SERVICES) == {
         "mosquitto", "kafka", "timescaledb", "grafana", "migrate", "ingest", "worker",
-        "simulator",
+        "forecaster", "simulator",
     }
     assert SERVICES["simulator"]["profiles"] == ["sim"]
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
@@ -134,7 +134,7 @@ def test_every_civicpulse_setting_reaches_the_civicpulse_services() -> None:
     assert set(anchor) == {row[0] for row in Settings.documented()}
     for key, value in anchor.items():
         assert value.startswith("${" + key + ":-"), f"{key} must come from the environment"
-    for name in ("migrate", "ingest", "worker"):
+    for name in ("migrate", "ingest", "worker", "forecaster"):
         assert set(anchor) <= set(SERVICES[name]["environment"])
 
 
