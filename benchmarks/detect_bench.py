@@ -290,8 +290,11 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
                    help="directory with sds011_sensor_*.csv (e.g. ../shared/data/aberdeen-air)")
     p.add_argument("--keep-recording", type=Path, default=None,
                    help="also write the scenario recording here (labels beside it)")
+    p.add_argument("--thresholds", type=Path, default=None,
+                   help="a thresholds TOML file (default: the built-in defaults)")
     args = p.parse_args(argv)
-    thresholds = Thresholds()
+    thresholds = Detection.from_file(args.thresholds).thresholds if args.thresholds \
+        else Thresholds()
     scenario = build_scenario(ScenarioSpec(seed=args.seed))
     if args.keep_recording:
         from sensors.simulator.anomaly_labels import labels_path, write_labels

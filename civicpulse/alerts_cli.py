@@ -130,6 +130,8 @@ def bench_detect(
         help="Also replay real SDS011 files from here (e.g. ../shared/data/aberdeen-air)")] = None,
     keep_recording: Annotated[Path | None, typer.Option(
         help="Write the scenario recording here, labels beside it")] = None,
+    thresholds: Annotated[Path | None, typer.Option(
+        help="Thresholds TOML (see config/thresholds.example.toml); default built-in")] = None,
 ) -> None:
     """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"
@@ -138,11 +140,13 @@ def bench_detect(
     spec = importlib.util.spec_from_file_location("civicpulse_detect_bench", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     url = Settings.load(database_url=database_url).database_url
     argv = ["--database-url", url, "--seed", str(seed)]
     argv += ["--aberdeen", str(aberdeen)] if aberdeen else []
     argv += ["--keep-recording", str(keep_recording)] if keep_recording else []
+    argv += ["--thresholds", str(thresholds)] if thresholds else []
     sys.exit(module.main(argv))
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,7 +27,7 @@ from stream_processors.core.detectors import (
     run_detectors,
     stale_signals,
 )
-from stream_processors.core.thresholds import Thresholds
+from stream_processors.core.thresholds import Thresholds, parse_thresholds
 from stream_processors.storage import alerts_store as db
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,12 @@ class Detection:
         self.thresholds = thresholds or Thresholds()
         self.detectors = tuple(detectors) if detectors is not None else default_detectors()
         self.stats = DetectionStats()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Detection:
+        """Detection with the thresholds in the TOML file at ``path`` (ThresholdError if bad)."""
+        text = Path(path).read_text(encoding="utf-8")
+        return cls(parse_thresholds(text, source=str(path)))
 
     def on_inserted(self, cur: psycopg.Cursor[Any], readings: list[Reading], now: datetime,
                     ) -> list[Alert]:
