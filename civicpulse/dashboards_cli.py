@@ -54,7 +54,7 @@ def push_cmd(
     sslmode: SslMode = "require",
 ) -> None:
     """Install the dashboards into a Grafana that is not file-provisioned (grafana-client)."""
-    from grafana_client import GrafanaApi
+    from grafana_client.api import GrafanaApi
     from grafana_client.client import GrafanaException
 
     from dashboards.install import Datasource, push

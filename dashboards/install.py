@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from grafana_client import GrafanaApi
+from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError
 from psycopg import sql
 
@@ -40,23 +40,26 @@ class Datasource:
 def push(api: GrafanaApi, datasource: Datasource | None = None,
          folder_uid: str = FOLDER_UID) -> list[str]:
     """Create the folder (and datasource) if missing, then create or overwrite each dashboard."""
+    folders: Any = api.folder  # grafana-client's element classes are untyped
+    sources: Any = api.datasource
+    boards: Any = api.dashboard
     try:
-        api.folder.get_folder(folder_uid)
+        folders.get_folder(folder_uid)
     except GrafanaClientError as exc:
         if exc.status_code != 404:
             raise
-        api.folder.create_folder("civicpulse", uid=folder_uid)
+        folders.create_folder("civicpulse", uid=folder_uid)
     if datasource is not None:
         try:
-            api.datasource.get_datasource_by_uid(DATASOURCE_UID)
-            api.datasource.update_datasource_by_uid(DATASOURCE_UID, datasource.model())
+            sources.get_datasource_by_uid(DATASOURCE_UID)
+            sources.update_datasource_by_uid(DATASOURCE_UID, datasource.model())
         except GrafanaClientError as exc:
             if exc.status_code != 404:
                 raise
-            api.datasource.create_datasource(datasource.model())
+            sources.create_datasource(datasource.model())
     pushed = []
     for uid, board in render_all().items():
-        api.dashboard.update_dashboard({
+        boards.update_dashboard({
             "dashboard": board, "folderUid": folder_uid, "overwrite": True,
             "message": "civicpulse dashboards push",
         })

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from grafana_foundation_sdk.builders import (
     bargauge,
@@ -87,9 +87,13 @@ def standard_variables(kind: str | None) -> list[dashboard.QueryVariable]:
     return [*chain, ward_variable(kind), site_variable(kind)]
 
 
-def _finish(panel: Any, title: str, description: str, w: int, h: int) -> Any:
-    panel = panel.title(title).description(description).datasource(datasource_ref())
-    return panel.span(w).height(h)
+P = TypeVar("P", bound=Any)
+
+
+def _finish(panel: P, title: str, description: str, w: int, h: int) -> P:
+    # SDK builders change themselves and return self.
+    panel.title(title).description(description).datasource(datasource_ref()).span(w).height(h)
+    return panel
 
 
 def timeseries_panel(
@@ -165,7 +169,7 @@ def state_timeline_panel(
 def geomap_panel(
     title: str, description: str, sql: str, *, colour_field: str,
     colours: Sequence[tuple[float | None, str]], w: int = 12, h: int = 12,
-    lat: float = 56.4, lon: float = -3.2, zoom: float = 6,
+    lat: int = 56, lon: int = -3, zoom: int = 6,
 ) -> geomap.Panel:
     """Markers at each row's latitude/longitude, coloured by ``colour_field``."""
     layer = (
