@@ -11,6 +11,7 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from dashboards import air_quality, energy, fleet_health, operations, waste
+from dashboards.panels import BUILTIN_ANNOTATIONS
 
 __all__ = ["BUILDERS", "JSON_DIR", "PROVISIONING_DIR", "export", "render", "render_all"]
 
@@ -32,6 +33,9 @@ def render(uid: str) -> dict[str, Any]:
     """The dashboard model of ``uid`` as Grafana's JSON (a plain dict)."""
     model = BUILDERS[uid]().build()
     data: dict[str, Any] = json.loads(json.dumps(model, cls=JSONEncoder))
+    for annotation in data["annotations"]["list"]:
+        if annotation["name"] == BUILTIN_ANNOTATIONS:
+            annotation["builtIn"] = 1  # Grafana's marker; absent from the SDK's model
     return data
 
 

@@ -25,6 +25,7 @@ from dashboards.dataquery import SQL, datasource_ref
 # Filters every panel applies; the variables are defined below.
 SITE_FILTER = "council IN ($council) AND sensor_id IN ($site)"
 STATUS_COLOURS = [(None, "green"), (1, "yellow"), (2, "red"), (3, "purple")]
+BUILTIN_ANNOTATIONS = "Annotations & Alerts"
 
 
 def thresholds(steps: Sequence[tuple[float | None, str]]) -> dashboard.ThresholdsConfig:
@@ -195,6 +196,17 @@ def value_text(mapping: dict[int, tuple[str, str]]) -> list[models.ValueMapping]
                                      for i, (k, (t, c)) in enumerate(mapping.items())})]
 
 
+def builtin_annotations() -> dashboard.AnnotationQuery:
+    """Grafana's own "Annotations & Alerts" (render() marks it builtIn, which the SDK lacks)."""
+    return (
+        dashboard.AnnotationQuery().name(BUILTIN_ANNOTATIONS)
+        .datasource(models.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)").type("dashboard")
+        .target(dashboard.AnnotationTarget().limit(100).match_any(False).tags([])
+                .type("dashboard"))
+    )
+
+
 def build_dashboard(
     uid: str, title: str, description: str, tags: list[str],
     variables: Sequence[cogbuilder.Builder[models.VariableModel]],
@@ -204,7 +216,9 @@ def build_dashboard(
     board = (
         dashboard.Dashboard(title).uid(uid).description(description).tags(["civicpulse", *tags])
         .timezone("browser").time(time_from, "now").refresh("1m").editable()
-        .tooltip(models.DashboardCursorSync.CROSSHAIR)
+        .tooltip(models.DashboardCursorSync.CROSSHAIR).annotation(builtin_annotations())
+        .link(dashboard.DashboardLink("civicpulse").type(models.DashboardLinkType.DASHBOARDS)
+              .tags(["civicpulse"]).as_dropdown(True).include_vars(True).keep_time(True))
     )
     for variable in variables:
         board = board.with_variable(variable)
