@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,9 @@ class Embedded:
 
     def __init__(self, tmp: Path, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.data_dir = tmp / "data"
+        # Not under tmp_path: as root, pgserver runs PostgreSQL as user "pgserver", which must
+        # traverse every parent, and each pytest session resets /tmp/pytest-of-root to 0700.
+        self.data_dir = Path(tempfile.mkdtemp(prefix="civicpulse-embedded-"))
         self.mqtt_url = f"mqtt://127.0.0.1:{self.port}"
         self.process = CivicProcess(
             ["run", "--mqtt-url", self.mqtt_url, "--data-dir", str(self.data_dir)],
@@ -57,6 +61,11 @@ class Embedded:
         self.database_url = re.findall(r"psql '([^']+)'", self._log())[-1]
         return self
 
+    def cleanup(self) -> None:
+        """Stop the process (if running) and delete the data dir."""
+        self.process.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url) as conn:
             return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
@@ -64,9 +73,12 @@ class Embedded:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Embedded]:
-    e = Embedded(tmp_path).start()
-    yield e
-    assert e.process.stop() == 0, e.process.log_tail()
+    e = Embedded(tmp_path)
+    try:
+        yield e.start()
+        assert e.process.stop() == 0, e.process.log_tail()
+    finally:
+        e.cleanup()
 
 
 def reading_payload(sensor: str, when: datetime, value: float) -> str:
@@ -147,6 +159,7 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
         e.process.start()
         assert e.process.proc is not None
         assert e.process.proc.wait(timeout=60) == 1
+        e.cleanup()
     log = e.process.log_path.read_text()
     assert "cannot listen on" in log and "--mqtt-url" in log
     assert "Traceback" not in log

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.routing import Routed, route_message
 from sensors.validation import DEFAULT_LIMITS
-from stream_processors.engines.embedded import EngineStopped, GroupCommitter
+from stream_processors.engines.embedded import EngineStopped, GroupCommitter, NotStored
 from stream_processors.storage import DeadLetterStore, ReadingStore, migrate
 
 pytestmark = pytest.mark.integration
@@ -99,3 +99,22 @@ def test_nothing_is_released_while_the_database_is_unreachable() -> None:
             await c.submit(*message(2))
 
     asyncio.run(main())
+
+
+def test_a_message_the_database_refuses_holds_up_only_itself(fresh_db: str) -> None:
+    migrate(fresh_db)
+    nul_topic = "civicpulse/bath/air_quality/aq\x00nul"  # text columns refuse NUL
+
+    async def main() -> list[BaseException | None]:
+        c = committer(fresh_db, window_s=0.05)
+        c.start()
+        results = await asyncio.gather(c.submit(nul_topic, b"{}"),
+                                       *(c.submit(*message(i)) for i in range(5)),
+                                       return_exceptions=True)
+        await c.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert isinstance(results[0], NotStored)
+    assert results[1:] == [None] * 5
+    assert count(fresh_db, "SELECT count(*) FROM readings") == 50

@@ -91,7 +91,18 @@ def test_kill_9_loses_no_acknowledged_reading_and_stores_none_twice(
 ) -> None:
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     messages = build_messages(start)
-    engine = Embedded(tmp_path).start()
+    engine = Embedded(tmp_path)
+    try:
+        crash_and_recover(engine, messages, with_postgres)
+    finally:
+        engine.cleanup()
+
+
+def crash_and_recover(
+    engine: Embedded, messages: list[tuple[str, bytes, list[tuple[str, datetime, float]]]],
+    with_postgres: bool,
+) -> None:
+    engine.start()
 
     # 1. Stream until the broker has acknowledged a few hundred messages, then kill -9.
     device = Device(engine.port, "device-1")

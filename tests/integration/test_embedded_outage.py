@@ -31,7 +31,15 @@ def pg_ctl(pgdata: Path, *args: str) -> None:
 
 
 def test_puback_is_held_while_the_database_is_down(tmp_path: Path) -> None:
-    engine = Embedded(tmp_path).start()
+    engine = Embedded(tmp_path)
+    try:
+        hold_and_release(engine)
+    finally:
+        engine.cleanup()
+
+
+def hold_and_release(engine: Embedded) -> None:
+    engine.start()
     pgdata = engine.data_dir / "pgdata"
     socket_dir = (pgdata / "postmaster.pid").read_text().splitlines()[4]
     acked: set[int] = set()

@@ -72,13 +72,13 @@ def test_embedded_and_distributed_paths_store_identical_rows(
     n_messages, n_readings = record(recording)
     assert n_messages >= 10_000
 
-    (tmp_path / "embedded").mkdir()
-    embedded = Embedded(tmp_path / "embedded").start()
+    embedded = Embedded(tmp_path)
     try:
-        replay(recording, embedded.mqtt_url)
+        replay(recording, embedded.start().mqtt_url)
         local = snapshot(embedded.database_url)  # replay returns after every PUBACK: stored
-    finally:
         assert embedded.process.stop() == 0, embedded.process.log_tail()
+    finally:
+        embedded.cleanup()
 
     run_id = uuid.uuid4().hex[:8]
     env = civic_env(

@@ -5,6 +5,7 @@ from stream_processors.engines.embedded.committer import (
     CommitStats,
     EngineStopped,
     GroupCommitter,
+    NotStored,
     deadletter_ref,
 )
 from stream_processors.engines.embedded.engine import EmbeddedConfig, EmbeddedEngine, ListenError
@@ -20,6 +21,7 @@ __all__ = [
     "EngineStopped",
     "GroupCommitter",
     "ListenError",
+    "NotStored",
     "broker_config",
     "deadletter_ref",
     "start_embedded_postgres",

@@ -11,7 +11,7 @@ from amqtt.mqtt.protocol.handler import INCOMING
 from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage
 
 from sensors.topics import TOPIC_PREFIX
-from stream_processors.engines.embedded.committer import EngineStopped, GroupCommitter
+from stream_processors.engines.embedded.committer import GroupCommitter, NotStored
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
         if app_message.direction == INCOMING and is_sensor_topic(app_message.topic):
             try:
                 await self.committer.submit(app_message.topic, bytes(app_message.data))
-            except EngineStopped:
-                log.debug("not acknowledging %s: engine stopping", app_message.topic)
+            except NotStored as exc:
+                log.debug("not acknowledging %s: %s", app_message.topic, exc)
                 return
         await super()._handle_message_flow(app_message)
 

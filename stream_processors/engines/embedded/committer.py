@@ -25,8 +25,12 @@ Router = Callable[[str, bytes, datetime], Routed]
 """``route_message`` with its limits bound: topic, payload, receive time → ``Routed``."""
 
 
-class EngineStopped(CivicPulseError):
-    """The engine stopped before this message was committed: it must not be acknowledged."""
+class NotStored(CivicPulseError):
+    """This message was not committed to the database: it must not be acknowledged."""
+
+
+class EngineStopped(NotStored):
+    """The engine stopped before this message was committed."""
 
 
 @dataclass(slots=True)
@@ -46,6 +50,11 @@ class CommitStats:
 class _Item:
     routed: Routed
     done: asyncio.Future[None]
+
+
+def _topic(item: _Item) -> str:
+    letter = item.routed.deadletter
+    return letter.mqtt_topic if letter else "a sensor topic"
 
 
 def deadletter_ref(letter: DeadLetter) -> str:
@@ -147,20 +156,39 @@ class GroupCommitter:
             batch = self._take_batch()
             try:
                 await loop.run_in_executor(self._executor, self._commit, batch)
-            except Exception as exc:
-                if not isinstance(exc, EngineStopped):
-                    log.exception("batch of %d messages not stored; left unacknowledged",
-                                  len(batch))
+            except EngineStopped as exc:
+                self._release(batch, exc)
+                return
+            except Exception:
+                # Not an outage (those are retried inside): e.g. a value the database refuses.
+                # Commit message by message so one bad message cannot hold up the others.
+                log.exception("batch of %d messages failed; committing them one by one",
+                              len(batch))
                 for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(EngineStopped(str(exc)))
-                if isinstance(exc, EngineStopped):
-                    return
+                    try:
+                        await loop.run_in_executor(self._executor, self._commit, [item])
+                    except Exception as exc:
+                        log.exception("message on %s not stored; left unacknowledged",
+                                      _topic(item))
+                        self._release([item], exc)
+                        if isinstance(exc, EngineStopped):
+                            self._release(batch, exc)
+                            return
+            self._release(batch, None)
+
+    def _release(self, items: list[_Item], error: BaseException | None) -> None:
+        """Wake the waiters: committed (``error`` None) or not stored (never acknowledged)."""
+        for item in items:
+            if item.done.done():
                 continue
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_result(None)
-            self.stats.committed_messages += len(batch)
+            if error is None:
+                item.done.set_result(None)
+                self.stats.committed_messages += 1
+            elif isinstance(error, NotStored):
+                item.done.set_exception(error)
+            else:
+                item.done.set_exception(NotStored(str(error)))
+        if error is None:
             self.stats.batches += 1
 
     def _take_batch(self) -> list[_Item]:
