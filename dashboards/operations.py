@@ -57,13 +57,24 @@ SELECT status, count(*) AS sensors
  ORDER BY status_level DESC
 """
 
+# A device message carries one reading per metric at one time: per sensor and minute, the
+# most readings of any metric is the number of messages.
 READING_RATE = f"""
-SELECT $__timeGroupAlias(bucket, $__interval), kind AS metric,
-       sum(n) / ($__interval_ms / 1000.0) AS value
-  FROM readings_1m
- WHERE $__timeFilter(bucket) AND {FILTER}
- GROUP BY 1, 2
- ORDER BY 1
+SELECT time, metric, value FROM (
+    SELECT $__timeGroupAlias(bucket, $__interval), kind || ' messages' AS metric,
+           sum(messages) / ($__interval_ms / 1000.0) AS value
+      FROM (SELECT bucket, sensor_id, kind, max(n) AS messages FROM readings_1m
+             WHERE $__timeFilter(bucket) AND {FILTER}
+             GROUP BY bucket, sensor_id, kind) per_sensor
+     GROUP BY 1, 2
+    UNION ALL
+    SELECT $__timeGroupAlias(bucket, $__interval), 'readings (all kinds)',
+           sum(n) / ($__interval_ms / 1000.0)
+      FROM readings_1m
+     WHERE $__timeFilter(bucket) AND {FILTER}
+     GROUP BY 1, 2
+) rates
+ORDER BY 1
 """
 
 DEAD_LETTER_RATE = """
@@ -109,8 +120,9 @@ def build() -> dashboard.Dashboard:
                          BY_STATUS, w=8, h=12, colours=[(None, "blue")]),
     ]
     flow = [
-        p.timeseries_panel("Readings stored per second", "Canonical readings written to the "
-                           "database, per kind (from readings_1m).", READING_RATE, unit="reqps"),
+        p.timeseries_panel("Messages and readings per second", "Device messages stored per "
+                           "second by kind, and the canonical readings they carried (one per "
+                           "metric), from readings_1m.", READING_RATE, unit="reqps"),
         p.timeseries_panel("Dead letters per minute", "Rejected messages by reason (all "
                            "councils: a bad message may not name a valid one).",
                            DEAD_LETTER_RATE, unit="short", bars=True),
