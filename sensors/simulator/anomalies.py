@@ -233,7 +233,11 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
                          spec.days[kind] * 86400.0, interval, rng.uniform(0, interval), labels)
             messages.extend(msgs)
     messages.sort(key=lambda m: (m.t, m.sensor_id))
-    labels.extend(derived_labels(messages, ids))
+    for lb in derived_labels(messages, ids):
+        twin = [x for x in labels if (x.sensor_id, x.rule) == (lb.sensor_id, lb.rule)
+                and x.anomaly != "derived" and x.start <= lb.start <= x.end]
+        if not twin:  # natural episodes only: an injected one is already labelled
+            labels.append(lb)
     labels.sort(key=lambda lb: (lb.start, lb.sensor_id, lb.rule))
     return Scenario(spec, messages, labels, {s: k for k, ss in ids.items() for s in ss})
 

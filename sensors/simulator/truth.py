@@ -15,6 +15,7 @@ from sensors.simulator.anomaly_labels import Label
 HOUR = 3600
 FILL_FULL, FILL_EMPTIED = 80.0, 50.0  # issue 4: collection at >= 80 %; emptied below 50 %
 NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT = 200.0, 50.0  # Air Quality Standards Regulations 2010
+NO2_HIGH = 400.5  # DAQI High starts at 401 µg/m³ (hourly NO2), after rounding to an integer
 PER_HOUR = 24  # air sensors report every 150 s
 MIN_PER_HOUR = 18  # 75 % data capture for an hourly mean
 MIN_HOURS_PER_DAY = 18  # a daily mean needs 18 hourly means (domain.md section 1)
@@ -83,10 +84,13 @@ def exceedance_labels(messages: Sequence[_Message], air_ids: Sequence[str]) -> l
         if sid not in air:
             continue
         for h, mean in sorted(_hourly(series).items()):
-            if mean > NO2_HOURLY_LIMIT and (h + 1) * HOUR < series[-1][0]:
-                end = (h + 1) * HOUR
+            end = (h + 1) * HOUR
+            if mean > NO2_HOURLY_LIMIT and end < series[-1][0]:
                 labels.append(Label(sid, "air_quality", "no2_hourly_exceedance", "derived",
                                     _at(end), _at(end + 60), 150.0))
+            if mean >= NO2_HIGH and end < series[-1][0]:  # DAQI High from NO2 alone
+                labels.append(Label(sid, "air_quality", "daqi_high", "derived",
+                                    _at(end), _at(end + HOUR), 150.0))
     for sid, series in _series(messages, "pm10").items():
         if sid not in air:
             continue
