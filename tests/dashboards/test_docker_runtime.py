@@ -125,3 +125,23 @@ def test_healthcheck_passes_on_an_open_port_and_fails_on_a_closed_one() -> None:
         assert healthcheck.check(["kafka"], env) == []
     closed = {"CIVICPULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
     assert healthcheck.check(["kafka"], closed, timeout=1)
+
+
+@pytest.mark.integration
+def test_the_migrate_and_forecaster_commands_of_the_compose_file_run(fresh_db: str) -> None:
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    shell, flag, script = services["migrate"]["command"]
+    env = {**os.environ, "CIVICPULSE_DATABASE_URL": fresh_db, "GRAFANA_DB_PASSWORD": "pw",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    done = subprocess.run([shell, flag, script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "civicpulse_reader can read" in done.stderr and "log in" in done.stderr
+    loop = services["forecaster"]["command"][2]
+    once = loop.split("while true; do ")[1].split(";")[0].split(" ||")[0]
+    assert once == "civicpulse waste forecast"
+    forecast = subprocess.run(["sh", "-c", once], env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert forecast.returncode == 0, forecast.stderr
