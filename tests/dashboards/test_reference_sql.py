@@ -63,3 +63,8 @@ def test_expected_intervals_match_the_catalogue(conn: psycopg.Connection) -> Non
     for name, kind in KINDS.items():
         (seconds,) = conn.execute("SELECT dash_expected_interval_s(%s)", (name,)).fetchone()
         assert seconds == kind.expected_interval_s
+
+
+def test_catalogue_metrics_match_the_catalogue(conn: psycopg.Connection) -> None:
+    (metrics,) = conn.execute("SELECT dash_catalogue_metrics()").fetchone()
+    assert set(metrics) == {m for kind in KINDS.values() for m in kind.metrics}
