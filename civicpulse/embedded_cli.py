@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -160,12 +160,14 @@ def demo(
         ))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + duration if duration else math.inf
-        with Live(_view(engine, 0.0), console=console, refresh_per_second=2) as live:
+        alerts: list[tuple[object, ...]] = []
+        with Live(_view(engine, 0.0, alerts), console=console, refresh_per_second=2) as live:
             last, last_t = 0, loop.time()
             while not stopped.is_set() and not publisher.done() and loop.time() < deadline:
                 await asyncio.sleep(1.0)
                 now, stored = loop.time(), engine.committer.pipeline.stats.stored
-                live.update(_view(engine, (stored - last) / (now - last_t)))
+                alerts = await asyncio.to_thread(_latest_alerts, engine.database_url, alerts)
+                live.update(_view(engine, (stored - last) / (now - last_t), alerts))
                 last, last_t = stored, now
         stopped.set()
         await asyncio.gather(publisher, return_exceptions=True)
@@ -173,7 +175,24 @@ def demo(
     _serve(engine, simulate_and_show)
 
 
-def _view(engine: EmbeddedEngine, per_s: float) -> Table:
+_ALERTS = """
+SELECT opened_at, sensor_id, rule, severity, state FROM alerts
+ ORDER BY opened_at DESC LIMIT 6
+"""
+
+
+def _latest_alerts(url: str, previous: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """The newest alerts (anomalies, DAQI bands, stale sensors); the last answer on error."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            return conn.execute(_ALERTS).fetchall()
+    except psycopg.Error:
+        return previous
+
+
+def _view(engine: EmbeddedEngine, per_s: float, alerts: list[tuple[object, ...]]) -> Group:
     c = engine.committer.stats
     p = engine.committer.pipeline.stats
     table = Table(title=f"civicpulse demo — {engine.mqtt_url}", show_header=False)
@@ -185,7 +204,11 @@ def _view(engine: EmbeddedEngine, per_s: float) -> Table:
     for reason, n in c.rejected.most_common():
         table.add_row(f"  {reason}", f"{n:,}")
     table.add_row("commits / last took", f"{c.batches:,} / {c.last_commit_s * 1000:.0f} ms")
-    return table
+    latest = Table("opened", "sensor", "rule", "severity", "state", title="latest alerts")
+    for opened, *rest in alerts:
+        when = opened.strftime("%H:%M:%S") if isinstance(opened, datetime) else str(opened)
+        latest.add_row(when, *(str(v) for v in rest))
+    return Group(table, latest)
 
 
 def replay(
