@@ -1,4 +1,4 @@
-"""``civicpulse alerts list|ack|resolve`` and ``civicpulse bench detect`` (added by cli.py)."""
+"""``civicpulse alerts list|ack|resolve|deliver`` and ``bench detect`` (added by cli.py)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,48 @@ def resolve(alert_id: Annotated[int, typer.Argument(help="Alert id")], by: By = 
     _act(alert_id, by, database_url, as_json, "resolve")
 
 
+def post_json(url: str, timeout_s: float = 10.0) -> Any:
+    """A poster for :func:`deliver_due`: POST the JSON body, raise unless the reply is 2xx."""
+    import urllib.request
+
+    def post(body: dict[str, Any]) -> None:
+        request = urllib.request.Request(  # noqa: S310  # the operator's own webhook URL
+            url, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "civicpulse-alerts"})
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310
+            if not 200 <= reply.status < 300:
+                raise RuntimeError(f"webhook answered HTTP {reply.status}")
+    return post
+
+
+def deliver(
+    url: Annotated[str, typer.Option("--url", help="Webhook URL that receives alert JSON")],
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes")] = 2.0,
+    database_url: DbUrl = None,
+) -> None:
+    """Post queued alert notifications to a webhook, retrying with backoff; a notification
+    that keeps failing is dead-lettered (``alert_notifications.dead_at``)."""
+    import time
+
+    from stream_processors.storage import StoreUnavailable, alerts_store
+    from stream_processors.storage.connection import connect
+
+    db_url = Settings.load(database_url=database_url).database_url
+    post = post_json(url)
+    while True:
+        try:
+            with connect(db_url) as conn:
+                done, retry, dead = alerts_store.deliver_due(conn, post, datetime.now(UTC))
+        except StoreUnavailable as exc:
+            raise _fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        if done or retry or dead:
+            console.print(f"delivered {done}, will retry {retry}, dead-lettered {dead}")
+        if once:
+            return
+        time.sleep(interval)
+
+
 def bench_detect(
     database_url: DbUrl = None,
     seed: Annotated[int, typer.Option(help="Scenario seed")] = 1,
@@ -156,6 +198,7 @@ def register(app: typer.Typer) -> None:
     alerts.command("list")(list_alerts)
     alerts.command("ack")(ack)
     alerts.command("resolve")(resolve)
+    alerts.command("deliver")(deliver)
     app.add_typer(alerts, name="alerts")
     bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
     bench.command("detect")(bench_detect)

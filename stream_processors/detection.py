@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import psycopg
 from sensors.errors import RejectedPayload
 from sensors.reading import Reading
 from sensors.topics import parse_topic
+from stream_processors.core.alert_notify import notification_event
 from stream_processors.core.alerts import (
     RULES,
     Alert,
@@ -109,16 +110,35 @@ class Detection:
             db.set_cursor(cur, _LETTERS, letters[-1][0])
         saved = self._apply(cur, signals)
         event_rules = [name for name, p in RULES.items() if p.event]
-        quiet = quiet_resolutions(db.live_alerts(cur, event_rules), now)
-        return saved + db.save_alerts(cur, quiet)
+        live = {a.id: a for a in db.live_alerts(cur, event_rules)}
+        quiet = db.save_alerts(cur, quiet_resolutions(list(live.values()), now))
+        self._notify(cur, [(a, live[a.id], a) for a in quiet])
+        return saved + quiet
 
     def _apply(self, cur: psycopg.Cursor[Any], signals: list[Signal]) -> list[Alert]:
         if not signals:
             return []
         self.stats.signals += len(signals)
         latest = db.latest_alerts(cur, ((s.sensor_id, s.rule) for s in signals))
-        changed = apply_signals(latest, signals)
+        steps: list[tuple[int, Alert | None, Alert]] = []
+        changed = apply_signals(latest, signals, steps)
         saved = db.save_alerts(cur, changed)
+        self._notify(cur, [(saved[i], b, a) for i, b, a in steps])
         self.stats.alerts_opened += sum(1 for a in changed if a.id is None)
         self.stats.alerts_changed += len(changed)
         return saved
+
+    @staticmethod
+    def _notify(cur: psycopg.Cursor[Any],
+                steps: list[tuple[Alert, Alert | None, Alert]]) -> None:
+        """Queue webhook notifications for the transitions worth one (same transaction).
+
+        Each step is (the saved episode, before, after); the payload is the alert as it was
+        right after that step, with the episode's stored id.
+        """
+        events = []
+        for saved, before, after in steps:
+            event = notification_event(before, after)
+            if event:
+                events.append((replace(after, id=saved.id), event))
+        db.enqueue_notifications(cur, events)

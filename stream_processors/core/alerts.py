@@ -183,15 +183,18 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
 
 
 def apply_signals(
-    latest: dict[tuple[str, str], Alert], signals: list[Signal]
+    latest: dict[tuple[str, str], Alert], signals: list[Signal],
+    steps: list[tuple[int, Alert | None, Alert]] | None = None,
 ) -> list[Alert]:
     """Apply signals in event-time order; returns every changed or new alert, in order.
 
     ``latest`` holds the latest stored alert per (sensor, rule). Two episodes of one rule in
-    one batch come back as two alerts (the first already resolved).
+    one batch come back as two alerts (the first already resolved). ``steps``, when given,
+    receives every transition (before is None for a new episode), e.g. for notifications.
     """
     current = dict(latest)
     changed: dict[tuple[str, str], list[Alert]] = {}
+    raw: list[tuple[tuple[str, str], int, Alert | None, Alert]] = []
     for signal in sorted(signals, key=lambda s: (s.at, s.sensor_id, s.rule, s.active)):
         key = (signal.sensor_id, signal.rule)
         before = current.get(key)
@@ -205,8 +208,13 @@ def apply_signals(
             episodes.append(after)
         else:
             episodes[-1] = after
+        raw.append((key, len(episodes) - 1, None if fresh else before, after))
         current[key] = after
-    return [a for episodes in changed.values() for a in episodes]
+    order = [(key, i) for key, episodes in changed.items() for i in range(len(episodes))]
+    if steps is not None:
+        position = {k: n for n, k in enumerate(order)}
+        steps.extend((position[(k, i)], b, a) for k, i, b, a in raw)
+    return [changed[k][i] for k, i in order]
 
 
 def quiet_resolutions(live: list[Alert], now: datetime) -> list[Alert]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -11,6 +11,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from stream_processors.core.alert_notify import MAX_ATTEMPTS, next_attempt, payload
 from stream_processors.core.alerts import Alert, AlertStatus, Severity
 from stream_processors.core.detectors import JsonDict, StateKey
 
@@ -183,3 +184,53 @@ def set_cursor(cur: psycopg.Cursor[Any], name: str, value: int) -> None:
     """Advance a tick watermark."""
     cur.execute("INSERT INTO detection_cursor (name, value) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name, value))
+
+
+def enqueue_notifications(cur: psycopg.Cursor[Any], events: Sequence[tuple[Alert, str]]) -> None:
+    """Queue webhook notifications (the outbox) in the caller's transaction."""
+    for alert, event in events:
+        cur.execute("INSERT INTO alert_notifications (alert_id, event, payload)"
+                    " VALUES (%s, %s, %s)", (alert.id, event, Jsonb(payload(alert, event))))
+
+
+def deliver_due(
+    conn: psycopg.Connection[Any], post: Callable[[dict[str, Any]], None], now: datetime,
+    *, limit: int = 100, max_attempts: int = MAX_ATTEMPTS,
+) -> tuple[int, int, int]:
+    """Post pending notifications in order; returns (delivered, to retry, dead-lettered).
+
+    In order: the oldest pending notification goes first, and a pass stops at a failure or
+    at one whose retry is not due, so a receiver never sees "resolved" before "opened". One
+    that exhausts its attempts is dead-lettered and the queue moves on. ``post`` raises on
+    failure. Each outcome commits on its own: a crash re-posts at most the one in flight.
+    """
+    delivered = retry = dead = 0
+    for _ in range(limit):
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT id, payload, attempts, next_attempt_at FROM alert_notifications"
+                " WHERE delivered_at IS NULL AND dead_at IS NULL"
+                " ORDER BY id LIMIT 1 FOR UPDATE")
+            row = cur.fetchone()
+            if row is None or row[3] > now:
+                break
+            note_id, body, attempts = int(row[0]), dict(row[1]), int(row[2]) + 1
+            try:
+                post(body)
+            except Exception as exc:  # any failure of the receiver is a retry, never a crash
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                when = next_attempt(attempts, now, max_attempts)
+                cur.execute(
+                    "UPDATE alert_notifications SET attempts = %s, last_error = %s,"
+                    " next_attempt_at = COALESCE(%s, next_attempt_at),"
+                    " dead_at = CASE WHEN %s::timestamptz IS NULL THEN %s END WHERE id = %s",
+                    (attempts, error, when, when, now, note_id))
+                if when is not None:
+                    retry += 1
+                    break
+                dead += 1
+                continue
+            cur.execute("UPDATE alert_notifications SET attempts = %s, delivered_at = %s,"
+                        " last_error = NULL WHERE id = %s", (attempts, now, note_id))
+            delivered += 1
+    return delivered, retry, dead

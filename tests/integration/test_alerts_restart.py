@@ -1,4 +1,4 @@
-"""kill -9 of a worker mid-stream, with replays, leaves alerts and detector state exactly right.
+"""kill -9 of a worker mid-stream, with replays, leaves alerts, state and outbox exactly right.
 
 A worker subprocess drives the shared ``ReadingPipeline`` (what both engines call) over a
 labelled scenario, committing its source offset only after the database commit, as the
@@ -63,7 +63,7 @@ def worker_main() -> None:
     pipeline.tick(END)
 
 
-def snapshot(url: str) -> tuple[list[tuple], list[tuple], int]:
+def snapshot(url: str) -> tuple[list[tuple], list[tuple], int, list[tuple]]:
     with psycopg.connect(url) as conn:
         alerts = conn.execute(
             "SELECT sensor_id, rule, severity, state, opened_at, resolved_at, last_seen_at,"
@@ -72,7 +72,9 @@ def snapshot(url: str) -> tuple[list[tuple], list[tuple], int]:
         states = conn.execute(
             "SELECT sensor_id, detector, state FROM detector_state ORDER BY 1, 2").fetchall()
         readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-    return alerts, states, readings
+        notes = conn.execute(
+            "SELECT event, payload - 'id' FROM alert_notifications ORDER BY id").fetchall()
+    return alerts, states, readings, notes
 
 
 @pytest.mark.integration
@@ -125,3 +127,5 @@ def test_kill9_and_replays_neither_lose_nor_duplicate_alerts(
     assert got[2] == expected[2]
     assert got[1] == expected[1], "detector state differs after kill -9 and replays"
     assert got[0] == expected[0], "alerts differ after kill -9 and replays"
+    assert got[3] == expected[3], "webhook notifications lost or duplicated"
+    assert len(expected[3]) >= len(expected[0])
