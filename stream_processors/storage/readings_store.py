@@ -107,15 +107,19 @@ class ReadingStore:
     batch (does not commit its source offsets) and retries.
     """
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, maintain_rollups: bool | None = None) -> None:
+        """``maintain_rollups`` None: detect (plain-PostgreSQL rollup tables are kept)."""
         self._conninfo = conninfo
         self._conn: psycopg.Connection | None = None
-        self._maintain_rollups: bool | None = None  # None: not known yet (not migrated)
+        self._maintain_rollups = maintain_rollups  # None: not known yet (not migrated)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = connect(self._conninfo)
             self._conn.execute(STAGE_DDL)
+            # Batch statements are short but, joined to big tables, estimated dear enough to
+            # trigger JIT compilation: ~0.5 s a statement at 26M rows for nothing.
+            self._conn.execute("SET jit = off")
             self._conn.commit()
         if self._maintain_rollups is None:
             self._maintain_rollups = rollups.maintained_by_store(self._conn)
