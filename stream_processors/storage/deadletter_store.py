@@ -35,8 +35,8 @@ class DeadLetterStore:
                 cur.executemany(
                     _INSERT,
                     [
-                        (d.received_at, d.stage, d.reason, d.detail, d.mqtt_topic, d.payload,
-                         len(d.payload), ref)
+                        (d.received_at, d.stage, d.reason, _text(d.detail), _text(d.mqtt_topic),
+                         d.payload, len(d.payload), ref)
                         for d, ref in letters
                     ],
                 )
@@ -51,3 +51,8 @@ class DeadLetterStore:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: show it escaped (the raw bytes are in ``payload``)."""
+    return value.replace("\x00", "\\x00") if "\x00" in value else value
