@@ -49,7 +49,9 @@ def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | Non
     return settings
 
 
-def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
+def _engine(
+    settings: Settings, database_url: str | None, external_broker: bool = False
+) -> EmbeddedEngine:
     from ingest.bridge import limits_from
     from sensors.mqtt_url import BrokerUrl
     from stream_processors.engines.embedded import EmbeddedConfig, EmbeddedEngine
@@ -58,10 +60,12 @@ def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
         endpoint = BrokerUrl.parse(settings.mqtt_url)
     except ValueError as exc:
         raise _fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
-    if endpoint.tls or endpoint.username or endpoint.host not in _LOCAL_HOSTS:
+    if not external_broker and (
+        endpoint.tls or endpoint.username or endpoint.host not in _LOCAL_HOSTS
+    ):
         raise _fail(f"{settings.mqtt_url} is not a local address for the embedded broker — "
-                    "pass --mqtt-url mqtt://127.0.0.1:PORT, or use an external broker with "
-                    "`civicpulse ingest` + `civicpulse process`")
+                    "pass --mqtt-url mqtt://127.0.0.1:PORT, or add --external-broker to "
+                    "subscribe to that broker instead")
     return EmbeddedEngine(
         EmbeddedConfig(
             mqtt_host=endpoint.host,
@@ -71,6 +75,10 @@ def _engine(settings: Settings, database_url: str | None) -> EmbeddedEngine:
                                settings.max_future_s),
             database_url=database_url,
             batch_size=settings.batch_size,
+            external_mqtt_url=settings.mqtt_url if external_broker else None,
+            client_id=settings.mqtt_client_id,
+            share_group=settings.mqtt_share_group,
+            session_expiry_s=settings.mqtt_session_expiry_s,
         )
     )
 
@@ -121,10 +129,11 @@ def run(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
     batch_size: BatchSize = None,
+    external_broker: Annotated[bool, typer.Option("--external-broker", help="Subscribe to the broker at --mqtt-url (e.g. Mosquitto) instead of embedding one; acks after commit")] = False,  # noqa: E501
 ) -> None:
     """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL."""
     settings = _settings(mqtt_url, data_dir, batch_size)
-    _serve(_engine(settings, database_url))
+    _serve(_engine(settings, database_url, external_broker))
 
 
 def demo(

@@ -17,6 +17,7 @@ from sensors.errors import CivicPulseError
 from sensors.validation import Limits
 from stream_processors.engines.embedded.broker import DurableBroker, broker_config
 from stream_processors.engines.embedded.committer import GroupCommitter
+from stream_processors.engines.embedded.external import ExternalSubscriber
 from stream_processors.engines.embedded.postgres import EmbeddedPostgres, start_embedded_postgres
 from stream_processors.storage import DeadLetterStore, ReadingStore, migrate
 
@@ -45,6 +46,10 @@ class EmbeddedConfig:
     database_url: str | None = None  # None: embedded PostgreSQL in data_dir
     batch_size: int = 2000
     window_s: float = 0.025
+    external_mqtt_url: str | None = None  # subscribe to this broker instead of embedding one
+    client_id: str = "civicpulse-embedded-1"
+    share_group: str = "civicpulse-ingest"
+    session_expiry_s: int = 86400
 
 
 def _route(limits: Limits, topic: str, payload: bytes, received_at: datetime) -> Routed:
@@ -59,12 +64,15 @@ class EmbeddedEngine:
         self._committer: GroupCommitter | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._broker: DurableBroker | None = None
+        self._external: ExternalSubscriber | None = None
         self._stores: tuple[ReadingStore, DeadLetterStore] | None = None
         self.database_url = config.database_url or ""
 
     @property
     def mqtt_url(self) -> str:
         """Where devices publish."""
+        if self.config.external_mqtt_url:
+            return self.config.external_mqtt_url
         return f"mqtt://{self.config.mqtt_host}:{self.config.mqtt_port}"
 
     @property
@@ -82,10 +90,12 @@ class EmbeddedEngine:
     async def start(self) -> None:
         """Database up and migrated, then the commit loop, then the broker's listener."""
         c = self.config
-        try:
-            _probe_listen(c.mqtt_host, c.mqtt_port)
-        except OSError as exc:
-            raise ListenError(f"cannot listen on {self.mqtt_url}: {exc.strerror or exc}") from exc
+        if not c.external_mqtt_url:
+            try:
+                _probe_listen(c.mqtt_host, c.mqtt_port)
+            except OSError as exc:
+                raise ListenError(
+                    f"cannot listen on {self.mqtt_url}: {exc.strerror or exc}") from exc
         if c.database_url is None:
             self._postgres = await asyncio.to_thread(start_embedded_postgres, c.data_dir)
             self.database_url = self._postgres.url
@@ -98,6 +108,15 @@ class EmbeddedEngine:
             max_readings=c.batch_size, window_s=c.window_s,
         )
         self._committer.start()
+        if c.external_mqtt_url:
+            self._external = ExternalSubscriber(
+                c.external_mqtt_url, self._committer, asyncio.get_running_loop(),
+                client_id=c.client_id, share_group=c.share_group,
+                session_expiry_s=c.session_expiry_s,
+            )
+            self._external.start()
+            log.info("embedded engine: external MQTT %s → %s", self.mqtt_url, self.database_url)
+            return
         self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self._committer)
         try:
             await self._broker.start()
@@ -108,7 +127,9 @@ class EmbeddedEngine:
     async def stop(self) -> None:
         """Commit (and acknowledge) what is in flight, close the broker, stop the database."""
         if self._committer is not None:
-            await self._committer.stop()
+            await self._committer.stop()  # commits and acknowledges what is in flight
+        if self._external is not None:
+            await asyncio.to_thread(self._external.stop)
         if self._broker is not None:
             await self._broker.shutdown()
         if self._stores is not None:
