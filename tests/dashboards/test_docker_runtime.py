@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,12 +70,40 @@ def pub(port: int, user: str | None, password: str | None, topic: str) -> int:
     return subprocess.run(cmd, capture_output=True, timeout=10).returncode
 
 
-def subscribe(port: int, user: str, password: str, topic: str) -> subprocess.Popen[str]:
-    cmd = ["mosquitto_sub", "-p", str(port), "-u", user, "-P", password, "-t", topic,
-           "-C", "1", "-W", "3", "-v"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    return proc
+class Subscriber:
+    """mosquitto_sub in debug mode, created once the broker has acknowledged the subscription."""
+
+    def __init__(self, port: int, user: str, password: str, topic: str) -> None:
+        # stdbuf: line-buffered stdout, or the SUBACK line only shows up when it exits
+        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", str(port), "-u", user, "-P",
+               password, "-t", topic, "-C", "1", "-W", "4", "-v"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 10
+        while not any("SUBACK" in line for line in self.lines):
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"no SUBACK for {user} on {topic}: {self.lines}")
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def messages(self) -> str:
+        """The "topic payload" lines it printed (debug chatter left out)."""
+        self.proc.wait(timeout=15)
+        self.reader.join(timeout=5)
+        return "\n".join(line for line in self.lines
+                         if not line.startswith(("Client ", "Subscribed", "Timed out")))
+
+
+def subscribe(port: int, user: str, password: str, topic: str) -> Subscriber:
+    return Subscriber(port, user, password, topic)
 
 
 @pytest.mark.integration
@@ -86,19 +115,16 @@ def test_mosquitto_requires_a_login_and_enforces_the_acl(broker: int) -> None:
     shared = "$share/civicpulse-ingest/civicpulse/#"
     bridge = subscribe(broker, "bridge-user", "bridge-secret", shared)
     assert pub(broker, "device-user", "device-secret", topic) == 0
-    out, _ = bridge.communicate(timeout=10)
-    assert out.strip() == f"{topic} x", "the bridge must receive device messages"
+    assert bridge.messages() == f"{topic} x", "the bridge must receive device messages"
 
     device_reader = subscribe(broker, "device-user", "device-secret", "civicpulse/#")
     assert pub(broker, "bridge-user", "bridge-secret", topic) == 0  # accepted, then dropped
     assert pub(broker, "device-user", "device-secret", topic) == 0
-    out, _ = device_reader.communicate(timeout=10)
-    assert out == "", "devices must not read other devices' messages"
+    assert device_reader.messages() == "", "devices must not read other devices' messages"
 
     bridge = subscribe(broker, "bridge-user", "bridge-secret", "civicpulse/#")
     assert pub(broker, "bridge-user", "bridge-secret", topic) == 0
-    out, _ = bridge.communicate(timeout=10)
-    assert out == "", "the bridge account must not be able to publish readings"
+    assert bridge.messages() == "", "the bridge account must not be able to publish readings"
 
 
 def test_entrypoint_refuses_to_start_without_passwords(tmp_path: Path) -> None:
