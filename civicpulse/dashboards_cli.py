@@ -130,6 +130,30 @@ def check_cmd(
         raise typer.Exit(1)
 
 
+@dashboards_app.command("locations")
+def locations_cmd(
+    csv_file: Annotated[Path, typer.Argument(help="CSV with columns sensor_id,latitude,longitude")],
+    database_url: DbUrl = None,
+) -> None:
+    """Import sensor positions for the maps (upsert into sensor_locations)."""
+    import csv
+
+    import psycopg
+
+    from civicpulse.settings import Settings
+    from dashboards.install import import_locations
+
+    try:
+        with csv_file.open(newline="", encoding="utf-8") as f:
+            n = import_locations(Settings.load(database_url=database_url).database_url,
+                                 list(csv.DictReader(f)))
+    except (OSError, ValueError, psycopg.Error) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        console.print(f"[bold red]error:[/] {csv_file}: {first}")
+        raise typer.Exit(1) from exc
+    console.print(f"{n} sensor position(s) stored")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``civicpulse dashboards …`` to the main command line."""
     app.add_typer(dashboards_app, name="dashboards")

@@ -78,3 +78,20 @@ def grant_reader(conninfo: str, password: str | None) -> int:
                 sql.Identifier(READER_ROLE), sql.Literal(password)))
         row = conn.execute("SELECT civicpulse_grant_reader()").fetchone()
     return int(row[0]) if row else 0
+
+
+def import_locations(conninfo: str, rows: list[dict[str, str]]) -> int:
+    """Upsert sensor positions (``sensor_id``, ``latitude``, ``longitude``) for the maps."""
+    values = []
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            values.append((row["sensor_id"].strip(), float(row["latitude"]),
+                           float(row["longitude"])))
+        except (KeyError, ValueError, AttributeError) as exc:
+            raise ValueError(f"line {n}: need sensor_id, latitude, longitude ({exc})") from exc
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sensor_locations (sensor_id, latitude, longitude) VALUES (%s, %s, %s)"
+            " ON CONFLICT (sensor_id) DO UPDATE SET latitude = EXCLUDED.latitude,"
+            " longitude = EXCLUDED.longitude, updated_at = now()", values)
+    return len(values)

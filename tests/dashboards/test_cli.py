@@ -134,3 +134,30 @@ def test_grant_reader_gives_a_read_only_login_and_check_passes(seeded: Seeded) -
                                 "--hours", "30"])
     assert check.exit_code == 0, check.output
     assert "FAIL" not in check.output and check.output.count("ok  ") > 30
+
+
+@pytest.mark.integration
+def test_locations_import_upserts_positions_and_rejects_bad_rows(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    from stream_processors.storage import migrate
+
+    migrate(fresh_db)
+    good = tmp_path / "assets.csv"
+    good.write_text("sensor_id,latitude,longitude,name\naq-1,57.15,-2.09,Union St\n"
+                    "bin-2,55.95,-3.19,Princes St\n")
+    args = ["dashboards", "locations", str(good), "--database-url", fresh_db]
+    assert runner.invoke(app, args).exit_code == 0
+    good.write_text("sensor_id,latitude,longitude\naq-1,57.2,-2.1\n")
+    assert runner.invoke(app, args).exit_code == 0
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT sensor_id, latitude, longitude FROM sensor_locations"
+                            " ORDER BY 1").fetchall()
+    assert rows == [("aq-1", 57.2, -2.1), ("bin-2", 55.95, -3.19)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sensor_id,latitude,longitude\naq-9,north,-2\n")
+    result = runner.invoke(app, ["dashboards", "locations", str(bad), "--database-url", fresh_db])
+    assert result.exit_code == 1 and "line 2" in result.output
+    bad.write_text("sensor_id,latitude,longitude\naq-9,40.0,-2\n")  # not in the UK
+    result = runner.invoke(app, ["dashboards", "locations", str(bad), "--database-url", fresh_db])
+    assert result.exit_code == 1 and "check" in result.output.lower()
