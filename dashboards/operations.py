@@ -43,6 +43,19 @@ SELECT time, metric, value FROM (
 ORDER BY time
 """
 
+UNDELIVERED = f"""
+SELECT CASE WHEN n.dead_at IS NOT NULL THEN 'given up' ELSE 'pending' END AS delivery,
+       n.event, a.severity, a.sensor_id AS sensor, a.rule, n.created_at AS queued, n.attempts,
+       n.next_attempt_at AS "next try", n.last_error AS "last error"
+  FROM alert_notifications n
+  JOIN alerts a ON a.id = n.alert_id
+ WHERE n.delivered_at IS NULL
+   AND (n.dead_at IS NULL OR n.dead_at >= $__timeFrom()::timestamptz)
+   AND a.{FILTER.replace(" AND ", " AND a.")}
+ ORDER BY n.dead_at IS NULL, n.id
+ LIMIT 50
+"""
+
 SENSOR_MAP = f"""
 SELECT sensor_id, site, kind, status, status_level, latitude, longitude, last_seen
   FROM dash_sensor_status
@@ -110,6 +123,9 @@ def build() -> dashboard.Dashboard:
             TIMELINE, colours=SEVERITY_COLOURS,
             mappings=p.value_text({0: ("clear", "transparent"), 1: ("info", "blue"),
                                    2: ("warning", "orange"), 3: ("critical", "red")})),
+        p.table_panel("Alert notifications not delivered", "Webhook notifications waiting "
+                      "for `civicpulse alerts deliver`, and those given up on after the last "
+                      "retry (with the receiver's error).", UNDELIVERED, w=24, h=6),
     ]
     sensors = [
         p.geomap_panel("Sensors by status", "Each sensor with a position (sensor_locations), "

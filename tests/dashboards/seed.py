@@ -14,7 +14,11 @@ from sensors.reading import Reading
 from sensors.simulator.fleet import Fleet
 from stream_processors.core.alerts import Alert, AlertStatus, Severity
 from stream_processors.storage import migrate
-from stream_processors.storage.alerts_store import save_alerts
+from stream_processors.storage.alerts_store import (
+    deliver_due,
+    enqueue_notifications,
+    save_alerts,
+)
 from stream_processors.storage.deadletter_store import DeadLetterStore
 from stream_processors.storage.readings_store import STAGE_DDL, ReadingStore, apply_stage
 
@@ -155,7 +159,7 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
             cur.execute(
                 "INSERT INTO sensor_locations (sensor_id, latitude, longitude)"
                 " VALUES (%s, %s, %s)", (sensor_id, lat + 0.01 * i, lon + 0.01 * i))
-        save_alerts(cur, [
+        saved = save_alerts(cur, [
             Alert(None, "edinburgh", "bin-fast", "bin-fast", "waste_bin", "bin_fire_risk",
                   Severity.CRITICAL, AlertStatus.OPEN, now - timedelta(minutes=10), now,
                   details={"temperature": 64.0}),
@@ -167,6 +171,15 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
                   now - timedelta(hours=4), resolved_at=now - timedelta(hours=4),
                   resolved_by="auto"),
         ])
+    with psycopg.connect(url) as conn:  # the webhook outbox: one given up on, one pending
+        with conn.cursor() as cur:
+            enqueue_notifications(cur, [(a, "opened") for a in saved[:2]])
+        conn.commit()
+
+        def refuse(body: dict[str, object]) -> None:
+            raise ConnectionRefusedError("seeded receiver is down")
+
+        deliver_due(conn, refuse, now, limit=1, max_attempts=1)
     with psycopg.connect(url) as conn:  # what `civicpulse waste forecast` does on its timer
         found, _ = forecast_all(conn, now + timedelta(seconds=1))
         store_forecasts(conn, found)

@@ -94,6 +94,9 @@ def test_panels_find_the_seeded_problems(
     assert [(r["bin"], r["state"]) for r in fire] == [(seeded.full_bin, "open")]
     ops = _rows(conn, mode, "civicpulse-operations", "Open alerts")
     assert [r["severity"] for r in ops] == ["critical", "warning"]
+    outbox = _rows(conn, mode, "civicpulse-operations", "Alert notifications not delivered")
+    assert [r["delivery"] for r in outbox] == ["given up", "pending"]
+    assert "seeded receiver is down" in outbox[0]["last error"]
     status = {r["sensor_id"]: r["status"]
               for r in _rows(conn, mode, "civicpulse-operations", "Sensors by status")}
     assert status[seeded.stale_sensor] == "stale" and status[seeded.full_bin] == "critical"
