@@ -179,7 +179,8 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
         def refuse(body: dict[str, object]) -> None:
             raise ConnectionRefusedError("seeded receiver is down")
 
-        deliver_due(conn, refuse, now, limit=1, max_attempts=1)
+        deliver_due(conn, refuse, datetime.now(UTC) + timedelta(seconds=1), limit=1,
+                    max_attempts=1)
     with psycopg.connect(url) as conn:  # what `civicpulse waste forecast` does on its timer
         found, _ = forecast_all(conn, now + timedelta(seconds=1))
         store_forecasts(conn, found)
