@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import heapq
 import statistics
 import sys
 import time
@@ -89,11 +90,22 @@ def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: f
     started, n_readings, n_letters, ticks = time.perf_counter(), 0, 0, 0
 
     ticked = messages[0].time.timestamp()
+    dues: list[tuple[float, str]] = []  # heap of (instant a silence reaches its limit, sensor)
+
+    def earliest_due() -> float:
+        while dues:
+            d, sid = dues[0]
+            last, after = last_seen[sid]
+            if d != last + after + 1.0 or d <= ticked:
+                heapq.heappop(dues)  # superseded by a later reading, or already ticked
+                continue
+            return d
+        return float("inf")
 
     def tick_until(t: float) -> None:
         # Ticks in time order at each instant a sensor's silence reaches its stale limit.
         nonlocal ticks, ticked
-        due = sorted({round(last + after + 1.0) for last, after in last_seen.values()
+        due = sorted({last + after + 1.0 for last, after in last_seen.values()
                       if ticked < last + after + 1.0 <= t})
         for d in due:
             pipeline.tick(datetime.fromtimestamp(d, tz=UTC))
@@ -102,22 +114,26 @@ def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: f
 
     i = 0
     while i < len(messages):
+        tick_until(messages[i].time.timestamp())
         end = messages[i].time + timedelta(seconds=batch_s)
-        batch = []
-        while i < len(messages) and messages[i].time < end:
-            batch.append(messages[i])
+        batch: list[Msg] = []
+        # A batch ends early where some sensor's silence reaches its limit, so that tick
+        # sees exactly the readings stored before that instant.
+        while i < len(messages) and messages[i].time < end and (
+                not batch or messages[i].time.timestamp() < earliest_due()):
+            m = messages[i]
+            batch.append(m)
+            kind = m.topic.split("/")[2]
+            factor = float(thresholds.for_sensor("aberdeen", m.sensor_id)["health.stale_factor"])
+            last_seen[m.sensor_id] = (m.time.timestamp(), factor * KINDS[kind].expected_interval_s)
+            heapq.heappush(dues, (sum(last_seen[m.sensor_id]) + 1.0, m.sensor_id))
             i += 1
-        tick_until(batch[0].time.timestamp())
         values, dead = [], []
         for m in batch:
             routed = route_message(m.topic, m.payload, m.time, LIMITS)
             values += [v for _, v in routed.readings]
             if routed.deadletter is not None:
                 dead.append((routed.deadletter, f"bench:{m.sensor_id}:{m.time.isoformat()}"))
-        for m in batch:
-            kind = m.topic.split("/")[2]
-            factor = float(thresholds.for_sensor("aberdeen", m.sensor_id)["health.stale_factor"])
-            last_seen[m.sensor_id] = (m.time.timestamp(), factor * KINDS[kind].expected_interval_s)
         sim_now[0] = batch[-1].time
         if values:
             pipeline.process(values)

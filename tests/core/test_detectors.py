@@ -189,4 +189,5 @@ def test_detectors_only_see_their_kinds_and_do_not_mutate_the_given_state() -> N
     frozen = {"fill": 90.0, "active": {"bin_collection_needed": True}}
     new, out = WasteDetector().step(state, bin_fill([10.0]), DEFAULTS, T0)
     assert state == frozen and new["active"]["bin_collection_needed"] is False
+    assert [(s.rule, s.active) for s in out] == [("bin_collection_needed", False)]
     assert "energy_meter" not in WasteDetector.kinds and HealthDetector.kinds == set(KINDS)
