@@ -25,7 +25,7 @@ def test_each_command_has_help(command: str) -> None:
 @pytest.mark.parametrize(
     ("args", "hint"),
     [
-        (["run", "--mqtt-url", "mqtt://broker.example:1883"], "civicpulse ingest"),
+        (["run", "--mqtt-url", "mqtt://broker.example:1883"], "--external-broker"),
         (["run", "--mqtt-url", "http://127.0.0.1"], "--mqtt-url mqtt://127.0.0.1:1883"),
         (["replay", "no-such-recording.jsonl"], "civicpulse simulate --record"),
     ],

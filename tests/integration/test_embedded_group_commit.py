@@ -103,7 +103,10 @@ def test_nothing_is_released_while_the_database_is_unreachable() -> None:
 
 def test_a_message_the_database_refuses_holds_up_only_itself(fresh_db: str) -> None:
     migrate(fresh_db)
-    nul_topic = "civicpulse/bath/air_quality/aq\x00nul"  # text columns refuse NUL
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # a rule only this message breaks
+        conn.execute("ALTER TABLE dead_letters ADD CONSTRAINT test_refuses"
+                     " CHECK (mqtt_topic NOT LIKE '%refused%')")
+    nul_topic = "civicpulse/bath/air_quality/aq-refused"
 
     async def main() -> list[BaseException | None]:
         c = committer(fresh_db, window_s=0.05)
@@ -118,3 +121,19 @@ def test_a_message_the_database_refuses_holds_up_only_itself(fresh_db: str) -> N
     assert isinstance(results[0], NotStored)
     assert results[1:] == [None] * 5
     assert count(fresh_db, "SELECT count(*) FROM readings") == 50
+
+
+def test_a_nul_in_a_topic_is_stored_escaped(fresh_db: str) -> None:
+    migrate(fresh_db)
+    nul_topic = "civicpulse/bath/air_quality/aq\x00nul"  # text columns cannot hold NUL
+
+    async def main() -> None:
+        c = committer(fresh_db, window_s=0.05)
+        c.start()
+        await c.submit(nul_topic, b"{}")
+        await c.stop()
+
+    asyncio.run(main())
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT mqtt_topic, payload FROM dead_letters").fetchall()
+    assert rows == [("civicpulse/bath/air_quality/aq\\x00nul", b"{}")]
