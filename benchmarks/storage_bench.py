@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -58,7 +59,15 @@ QUERIES: dict[str, str] = {
           FROM readings_1h
          WHERE council = 'council-03' AND kind = 'air_quality' AND metric = 'pm2_5'
            AND bucket >= %(start)s AND bucket < %(stop)s GROUP BY 1 ORDER BY 1""",
-    "latest value per sensor (readings_15m, last day)": """
+    "latest value per sensor (readings_15m via readings_1d)": """
+        SELECT k.sensor_id, k.metric, x.last, x.last_time
+          FROM (SELECT DISTINCT sensor_id, metric FROM readings_1d
+                 WHERE bucket >= %(stop)s::timestamptz - INTERVAL '1 day') k
+         CROSS JOIN LATERAL (SELECT last, last_time FROM readings_15m f
+                 WHERE f.sensor_id = k.sensor_id AND f.metric = k.metric
+                 ORDER BY f.bucket DESC LIMIT 1) x
+         ORDER BY 1, 2""",
+    "latest value per sensor, DISTINCT ON form (readings_15m)": """
         SELECT DISTINCT ON (sensor_id, metric) sensor_id, metric, last, last_time
           FROM readings_15m WHERE bucket >= %(stop)s::timestamptz - INTERVAL '1 day'
          ORDER BY sensor_id, metric, bucket DESC""",
@@ -144,7 +153,7 @@ def timings(url: str, params: dict, runs: int) -> dict[str, tuple[float, float, 
 
 
 def live_writes(
-    url: str, stop: datetime, fleet: Sequence[tuple], step_s: int, ticks: int
+    url: str, first: datetime, fleet: Sequence[tuple], step_s: int, ticks: int
 ) -> dict[bool, float]:
     """The streaming path after the load: one reading per sensor per tick through the store,
     alternating with and without rollup upkeep. Returns ms a batch for each."""
@@ -154,7 +163,7 @@ def live_writes(
     try:
         for k in range(2 * ticks):
             with_rollups = k % 2 == 0
-            t = stop + timedelta(seconds=k * step_s)
+            t = first + timedelta(seconds=k * step_s)
             batch = [
                 Reading(
                     sensor_id=s,
@@ -177,30 +186,9 @@ def live_writes(
     return {flag: total / ticks * 1000 for flag, total in spent.items()}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--database-url",
-        default="postgresql://postgres@127.0.0.1:55432/civicpulse",
-        help="server to use; the benchmark makes its own database there",
-    )
-    parser.add_argument("--db-name", default="civicpulse_storage_bench")
-    parser.add_argument("--sensors", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--interval", type=int, default=300, help="seconds between readings")
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--ticks", type=int, default=12, help="live batches after the load")
-    parser.add_argument("--work-mem", default="256MB", help="for the rollup build")
-    args = parser.parse_args(argv)
-
-    url = bench_db(args.database_url, args.db_name)
+def build(url: str, start: datetime, stop: datetime, fleet: Sequence[tuple], args: Any) -> None:
+    """Migrate, COPY the readings in, build the rollups; prints rates and sizes."""
     migrate(url)
-    with psycopg.connect(url) as conn:
-        version = conn.execute("SELECT version()").fetchone()
-    print(f"database: {version[0] if version else '?'}")
-    fleet = sensors(args.sensors)
-    stop = datetime(2026, 11, 1, tzinfo=UTC)
-    start = stop - timedelta(days=args.days)
     print(
         f"loading {args.sensors} sensors × {args.days} days every {args.interval}s"
         f" ({start:%Y-%m-%d} … {stop:%Y-%m-%d}) with COPY into readings",
@@ -214,7 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (COPY, primary key and two indexes maintained)",
         flush=True,
     )
-
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"SET work_mem = '{args.work_mem}'")
@@ -232,6 +219,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--database-url",
+        default="postgresql://postgres@127.0.0.1:55432/civicpulse",
+        help="server to use; the benchmark makes its own database there",
+    )
+    parser.add_argument("--db-name", default="civicpulse_storage_bench")
+    parser.add_argument("--sensors", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--interval", type=int, default=300, help="seconds between readings")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--ticks", type=int, default=12, help="live batches after the load")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the queries on an earlier run's database"
+    )
+    parser.add_argument("--work-mem", default="256MB", help="for the rollup build")
+    args = parser.parse_args(argv)
+
+    fleet = sensors(args.sensors)
+    stop = datetime(2026, 11, 1, tzinfo=UTC)
+    start = stop - timedelta(days=args.days)
+    if args.reuse:
+        url = urlunsplit(urlsplit(args.database_url)._replace(path=f"/{args.db_name}"))
+    else:
+        url = bench_db(args.database_url, args.db_name)
+        build(url, start, stop, fleet, args)
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SELECT version()").fetchone()
+        latest = conn.execute("SELECT max(time) FROM readings").fetchone()
+    print(f"database: {version[0] if version else '?'}")
+
     results = timings(url, {"start": start, "stop": stop}, args.runs)
     width = max(len(k) for k in results)
     print(f"\nquery latency over the whole period, {args.runs} runs each (ms):")
@@ -241,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = "" if p95 < 300 else "  > 300 ms!"
         slow += bool(flag)
         print(f"{name:<{width}}  {p50:7.1f}  {p95:7.1f}  {n:6d}{flag}")
-    live = live_writes(url, stop, fleet, args.interval, args.ticks)
+    after = (latest[0] if latest and latest[0] else stop) + timedelta(seconds=args.interval)
+    live = live_writes(url, after, fleet, args.interval, args.ticks)
     print(
         f"\nlive path (ReadingStore, {len(fleet)} readings a batch, {args.ticks} batches each,"
         f" alternating): {live[True]:.0f} ms a batch with the rollups kept in the same"

@@ -56,6 +56,14 @@ QUERIES: dict[str, str] = {
         SELECT DISTINCT ON (sensor_id, metric) sensor_id, metric, last, last_time
           FROM readings_15m WHERE bucket >= %(stop)s::timestamptz - INTERVAL '2 days'
          ORDER BY sensor_id, metric, bucket DESC""",
+    "latest_per_sensor_lateral": """
+        SELECT k.sensor_id, k.metric, x.last, x.last_time
+          FROM (SELECT DISTINCT sensor_id, metric FROM readings_1d
+                 WHERE bucket >= %(stop)s::timestamptz - INTERVAL '2 days') k
+         CROSS JOIN LATERAL (SELECT last, last_time FROM readings_15m f
+                 WHERE f.sensor_id = k.sensor_id AND f.metric = k.metric
+                 ORDER BY f.bucket DESC LIMIT 1) x
+         ORDER BY 1, 2""",
     "bin_fill_daily_max": """
         SELECT bucket AS "time", sensor_id, max, last FROM readings_1d
          WHERE kind = 'waste_bin' AND metric = 'fill_level' ORDER BY 1, 2""",
