@@ -79,6 +79,7 @@ def _engine(
             client_id=settings.mqtt_client_id,
             share_group=settings.mqtt_share_group,
             session_expiry_s=settings.mqtt_session_expiry_s,
+            thresholds_file=settings.thresholds_file,
         )
     )
 

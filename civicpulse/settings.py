@@ -84,6 +84,11 @@ class Settings:
     batch_seconds: float = field(
         default=0.5, metadata={"doc": "Longest wait before a partial batch is written"}
     )
+    thresholds_file: str = field(
+        default="",
+        metadata={"doc": "Alert thresholds (TOML, see config/thresholds.example.toml); "
+                         "empty: built-in defaults"},
+    )
     data_dir: str = field(
         default_factory=_default_data_dir,
         metadata={"doc": "Embedded mode: where its PostgreSQL keeps its data"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from typing import TYPE_CHECKING
 
 from civicpulse.settings import Settings
@@ -12,6 +11,7 @@ if TYPE_CHECKING:
     import faust
 
     from ingest.bridge import Bridge
+    from stream_processors.detection import Detection
 
 
 def configure_logging(settings: Settings) -> None:
@@ -45,6 +45,15 @@ def build_bridge(settings: Settings) -> Bridge:
     )
 
 
+def build_detection(settings: Settings) -> Detection:
+    """Alert detection with the configured thresholds file, or the built-in defaults."""
+    from stream_processors.detection import Detection
+
+    if settings.thresholds_file:
+        return Detection.from_file(settings.thresholds_file)
+    return Detection()
+
+
 def build_faust_app(settings: Settings) -> faust.App:
     """The Faust app (imported lazily: faust is heavy and only workers need it)."""
     from stream_processors.engines.faust_engine import create_app
@@ -59,4 +68,5 @@ def build_faust_app(settings: Settings) -> faust.App:
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
         session_timeout_s=settings.kafka_session_timeout_s,
+        detection=build_detection(settings),
     )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import faust
 
 from sensors.deadletter import DeadLetter
+from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 from stream_processors.storage import DeadLetterStore, ReadingStore, StoreUnavailable
 
@@ -35,6 +36,7 @@ def create_app(
     batch_seconds: float,
     session_timeout_s: float = 10.0,
     tick_seconds: float = 5.0,
+    detection: Detection | None = None,
 ) -> faust.App:
     """Build the Faust app: one agent, ``concurrency=1`` (faust bug #606), batches via take()."""
     app = faust.App(
@@ -53,7 +55,7 @@ def create_app(
     )
     source = app.topic(readings_topic, key_serializer="raw", value_serializer="raw")
     deadletters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
-    pipeline = ReadingPipeline(ReadingStore(database_url))
+    pipeline = ReadingPipeline(ReadingStore(database_url), detection=detection)
 
     @app.agent(source, concurrency=1, name="store_readings")
     async def store_readings(stream: faust.StreamT[bytes]) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from ingest.routing import Routed
 from sensors.deadletter import DeadLetter
 from sensors.errors import CivicPulseError
+from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 from stream_processors.storage import DeadLetterStore, ReadingStore, StoreUnavailable
 
@@ -81,8 +82,9 @@ class GroupCommitter:
         window_s: float = 0.025,
         tick_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        detection: Detection | None = None,
     ) -> None:
-        self.pipeline = ReadingPipeline(store, sleep=self._sleep)
+        self.pipeline = ReadingPipeline(store, sleep=self._sleep, detection=detection)
         self.stats = CommitStats()
         self._letters = letters
         self._route = route

@@ -15,6 +15,7 @@ from amqtt.errors import BrokerError
 from ingest.routing import Routed, route_message
 from sensors.errors import CivicPulseError
 from sensors.validation import Limits
+from stream_processors.detection import Detection
 from stream_processors.engines.embedded.broker import DurableBroker, broker_config
 from stream_processors.engines.embedded.committer import GroupCommitter
 from stream_processors.engines.embedded.external import ExternalSubscriber
@@ -50,6 +51,7 @@ class EmbeddedConfig:
     client_id: str = "civicpulse-embedded-1"
     share_group: str = "civicpulse-ingest"
     session_expiry_s: int = 86400
+    thresholds_file: str = ""  # alert thresholds (TOML); empty: built-in defaults
 
 
 def _route(limits: Limits, topic: str, payload: bytes, received_at: datetime) -> Routed:
@@ -106,6 +108,7 @@ class EmbeddedEngine:
         self._committer = GroupCommitter(
             *self._stores, partial(_route, c.limits),
             max_readings=c.batch_size, window_s=c.window_s,
+            detection=Detection.from_file(c.thresholds_file) if c.thresholds_file else None,
         )
         self._committer.start()
         if c.external_mqtt_url:
