@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 import psycopg
 import pytest
 
@@ -140,6 +141,11 @@ def test_compression_and_retention_keep_both_paths_equal(
             " WHERE hypertable_name = 'readings' AND is_compressed"
         ).fetchone()
     assert compressed and compressed[0] >= 3
+    # A replay and a late reading into compressed chunks: ON CONFLICT still dedupes there.
+    old = seed.readings[len(seed.readings) // 2]
+    late = msgspec.structs.replace(old, metric="so2", unit="ug/m3", value=3.25)
+    _load_both(fresh_db, fresh_timescale_url, Seed([old, late], [[old, late]]))
+    assert fetch(fresh_db, "SELECT count(*) FROM readings") == [(len(seed.readings) + 1,)]
     for name in ("readings", "readings_1m", *ROLLUPS):
         order = "sensor_id, metric, time" if name == "readings" else "1, 2, 3, 4, 5"
         cols = "time, sensor_id, metric, value" if name == "readings" else "*"
