@@ -1,5 +1,6 @@
 -- TimescaleDB only: raw readings compress per sensor (segmentby sensor_id), newest first.
--- The natural key's `metric` must be a segmenting or ordering column, so it follows time.
+-- `metric` follows time in the ordering so each compressed batch is sorted on the whole
+-- natural key (sensor_id, metric, time) that late inserts check for conflicts.
 -- When compression happens is a policy (retention.py apply_policies, compress_after).
 -- Plain PostgreSQL has no compression: this file does nothing there.
 DO $$
