@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from civicpulse.console import fail
 from civicpulse.settings import Settings
 
 console = Console(stderr=True)
@@ -24,9 +25,6 @@ _STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "resolved": ["res
            "live": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 def _row(alert: Any) -> dict[str, Any]:
@@ -52,7 +50,7 @@ def _with_cursor(database_url: str | None, work: Any) -> Any:
         with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
             return work(cur)
     except StoreUnavailable as exc:
-        raise _fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
 
 
 def list_alerts(
@@ -68,7 +66,7 @@ def list_alerts(
     from stream_processors.storage import alerts_store as db
 
     if state not in _STATES:
-        raise _fail(f"--state must be one of {', '.join(_STATES)}, not {state!r}")
+        raise fail(f"--state must be one of {', '.join(_STATES)}, not {state!r}")
     alerts = _with_cursor(database_url, lambda cur: db.list_alerts(
         cur, states=_STATES[state], council=council, sensor_id=sensor, rule=rule, limit=limit))
     if as_json:
@@ -89,7 +87,7 @@ def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: 
         db.lock_exclusive(cur)  # never interleaves with a batch updating the same alert
         alert = db.get_alert(cur, alert_id)
         if alert is None:
-            raise _fail(f"no alert with id {alert_id} (see `civicpulse alerts list`)")
+            raise fail(f"no alert with id {alert_id} (see `civicpulse alerts list`)")
         now = datetime.now(UTC)
         try:
             if verb == "ack":
@@ -97,7 +95,7 @@ def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: 
             else:
                 changed = core.resolve(alert, now, by)
         except ValueError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         if verb == "ack":
             cur.execute("UPDATE alert_events SET acknowledged_by = %s WHERE id = %s",
                         (by, alert_id))
@@ -157,7 +155,7 @@ def deliver(
             with connect(db_url) as conn:
                 done, retry, dead = alerts_store.deliver_due(conn, post, datetime.now(UTC))
         except StoreUnavailable as exc:
-            raise _fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+            raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
         if done or retry or dead:
             console.print(f"delivered {done}, will retry {retry}, dead-lettered {dead}")
         if once:
@@ -178,7 +176,7 @@ def bench_detect(
     """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"
     if not path.exists():
-        raise _fail(f"{path} not found: run from a source checkout of civicpulse")
+        raise fail(f"{path} not found: run from a source checkout of civicpulse")
     spec = importlib.util.spec_from_file_location("civicpulse_detect_bench", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from civicpulse import alerts_cli, dashboards_cli, embedded_cli, reports_cli
+from civicpulse.console import console, fail
 from civicpulse.settings import Settings
-from civicpulse.wiring import build_bridge, build_faust_app, configure_logging
+from civicpulse.wiring import (
+    build_bridge,
+    build_faust_app,
+    build_storage_policy,
+    configure_logging,
+)
 
 app = typer.Typer(
     help="civicpulse — real-time IoT sensor platform for UK councils.",
@@ -24,17 +29,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console(stderr=True)
 
 MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="MQTT broker URL (env CIVICPULSE_MQTT_URL)")]
 KafkaOpt = Annotated[str | None, typer.Option("--kafka-bootstrap", help="Kafka bootstrap servers (env CIVICPULSE_KAFKA_BOOTSTRAP)")]
 DbUrl = Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL (env CIVICPULSE_DATABASE_URL)")]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print a one-line error that says what to do, and exit."""
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -70,20 +68,29 @@ def process(
     settings = Settings.load(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
     configure_logging(settings)
     if migrate_first:
-        _migrate(settings.database_url)
+        _migrate(settings.database_url, settings)
     from stream_processors.engines.faust_engine import run_worker
 
     sys.argv = sys.argv[:1]  # Faust parses argv itself; our flags are already read
     run_worker(build_faust_app(settings), loglevel=settings.log_level)
 
 
-def _migrate(database_url: str) -> list[str]:
-    from stream_processors.storage import StoreUnavailable, migrate
+def _migrate(database_url: str, settings: Settings | None = None) -> list[str]:
+    """Apply migrations, then (on TimescaleDB) register the storage policies."""
+    from stream_processors.storage import StoreUnavailable, connect, migrate
+    from stream_processors.storage.retention import apply_policies
 
     try:
-        return [m.name for m in migrate(database_url)]
+        applied = [m.name for m in migrate(database_url)]
+        if settings is not None:
+            policy = build_storage_policy(settings)
+            with connect(database_url, autocommit=True) as conn:
+                apply_policies(conn, policy)
+        return applied
     except StoreUnavailable as exc:
         raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+    except ValueError as exc:  # an inconsistent retention policy
+        raise fail(f"{exc} — check the CIVICPULSE_RETENTION_* settings") from exc
 
 
 @db_app.command("migrate")
@@ -91,15 +98,39 @@ def db_migrate(
     database_url: DbUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
 ) -> None:
-    """Apply pending numbered migrations from sql/ (idempotent)."""
+    """Apply pending numbered migrations from sql/ (idempotent); on TimescaleDB also register
+    the compression, refresh and retention policies from the CIVICPULSE_RETENTION_* settings."""
     settings = Settings.load(database_url=database_url)
-    applied = _migrate(settings.database_url)
+    applied = _migrate(settings.database_url, settings)
     if as_json:
         print(json.dumps({"applied": applied}))
     elif applied:
         console.print(f"applied {len(applied)} migration(s): " + ", ".join(applied))
     else:
         console.print("database is up to date")
+
+
+@db_app.command("retention")
+def db_retention(
+    database_url: DbUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
+) -> None:
+    """Delete what the retention horizons no longer keep (run daily on plain PostgreSQL;
+    TimescaleDB's own jobs do it there, this then trims readings_1m only)."""
+    from stream_processors.storage import StoreUnavailable, connect
+    from stream_processors.storage.retention import enforce_retention
+
+    settings = Settings.load(database_url=database_url)
+    try:
+        with connect(settings.database_url, autocommit=True) as conn:
+            deleted = enforce_retention(conn, build_storage_policy(settings))
+    except StoreUnavailable as exc:
+        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+    if as_json:
+        print(json.dumps({"deleted": deleted}))
+    else:
+        for relation, n in deleted.items():
+            console.print(f"{relation}: {n} row(s) deleted")
 
 
 @db_app.command("status")

@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from civicpulse.console import fail
 from civicpulse.settings import Settings
 from civicpulse.wiring import configure_logging
 
@@ -34,9 +35,6 @@ BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Most
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}  # noqa: S104 - bind choice
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | None) -> Settings:
@@ -59,11 +57,11 @@ def _engine(
     try:
         endpoint = BrokerUrl.parse(settings.mqtt_url)
     except ValueError as exc:
-        raise _fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
+        raise fail(f"{exc} — pass --mqtt-url mqtt://127.0.0.1:1883") from exc
     if not external_broker and (
         endpoint.tls or endpoint.username or endpoint.host not in _LOCAL_HOSTS
     ):
-        raise _fail(f"{settings.mqtt_url} is not a local address for the embedded broker — "
+        raise fail(f"{settings.mqtt_url} is not a local address for the embedded broker — "
                     "pass --mqtt-url mqtt://127.0.0.1:PORT, or add --external-broker to "
                     "subscribe to that broker instead")
     return EmbeddedEngine(
@@ -101,7 +99,7 @@ def _serve(
             await engine.start()
         except ListenError as exc:
             await engine.stop()
-            raise _fail(f"{exc} — stop the other broker or pass "
+            raise fail(f"{exc} — stop the other broker or pass "
                         "--mqtt-url mqtt://127.0.0.1:OTHER_PORT") from exc
         db = "embedded, data in " + str(engine.config.data_dir) if engine.embedded_database \
             else "external"
@@ -122,7 +120,7 @@ def _serve(
     try:
         asyncio.run(main())
     except StoreUnavailable as exc:
-        raise _fail(f"{exc} — check --database-url, or remove a broken --data-dir") from exc
+        raise fail(f"{exc} — check --database-url, or remove a broken --data-dir") from exc
 
 
 def run(
@@ -231,16 +229,16 @@ def replay(
 
     settings = Settings.load(mqtt_url=mqtt_url)
     if not file.is_file():
-        raise _fail(f"{file} not found — record one with `civicpulse simulate --record {file}`")
+        raise fail(f"{file} not found — record one with `civicpulse simulate --record {file}`")
     try:
         stats = publish(
             read_recording(file), settings.mqtt_url, rate if rate > 0 else math.inf,
             progress=lambda sent, acked: console.print(f"sent {sent:,}, acknowledged {acked:,}"),
         )
     except ValueError as exc:
-        raise _fail(f"{exc} — is this a civicpulse recording?") from exc
+        raise fail(f"{exc} — is this a civicpulse recording?") from exc
     except PublishError as exc:
-        raise _fail(f"{exc} — is a broker at {settings.mqtt_url}? start one with "
+        raise fail(f"{exc} — is a broker at {settings.mqtt_url}? start one with "
                     "`civicpulse run`") from exc
     console.print(f"replayed {stats.sent:,} messages ({stats.acked:,} acknowledged) "
                   f"in {stats.elapsed:.1f} s")

@@ -89,6 +89,19 @@ class Settings:
         metadata={"doc": "Alert thresholds (TOML, see config/thresholds.example.toml); "
                          "empty: built-in defaults"},
     )
+    retention_raw_days: float = field(
+        default=90.0,
+        metadata={"doc": "Keep raw readings and readings_1m this many days (0: for ever)"},
+    )
+    retention_15m_days: float = field(
+        default=365.0, metadata={"doc": "Keep readings_15m this many days (0: for ever)"}
+    )
+    retention_hourly_days: float = field(
+        default=730.0, metadata={"doc": "Keep hourly rollups this many days (0: for ever)"}
+    )
+    retention_daily_days: float = field(
+        default=0.0, metadata={"doc": "Keep daily rollups this many days (0: for ever)"}
+    )
     data_dir: str = field(
         default_factory=_default_data_dir,
         metadata={"doc": "Embedded mode: where its PostgreSQL keeps its data"},

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from ingest.bridge import Bridge
     from stream_processors.detection import Detection
+    from stream_processors.storage.retention import StoragePolicy
 
 
 def configure_logging(settings: Settings) -> None:
@@ -42,6 +43,21 @@ def build_bridge(settings: Settings) -> Bridge:
             limits=limits_from(settings.max_payload_bytes, settings.max_past_s,
                                settings.max_future_s),
         )
+    )
+
+
+def build_storage_policy(settings: Settings) -> StoragePolicy:
+    """Retention horizons (and TimescaleDB compression/refresh defaults) from the settings."""
+    from datetime import timedelta
+
+    from stream_processors.storage.retention import StoragePolicy
+
+    def days(value: float) -> timedelta | None:
+        return timedelta(days=value) if value > 0 else None
+
+    return StoragePolicy(
+        raw=days(settings.retention_raw_days), m15=days(settings.retention_15m_days),
+        hourly=days(settings.retention_hourly_days), daily=days(settings.retention_daily_days),
     )
 
 
