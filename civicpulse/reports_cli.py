@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from civicpulse.console import console, fail
 from civicpulse.settings import Settings
 
-err = Console(stderr=True)
 out = Console()
 
 DbUrl = Annotated[
@@ -24,11 +24,6 @@ DbUrl = Annotated[
 ]
 Council = Annotated[str | None, typer.Option("--council", help="Only this council")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 @contextmanager
@@ -40,9 +35,9 @@ def _db(database_url: str | None) -> Iterator[psycopg.Connection]:
         with connect(url) as conn:
             yield conn
     except StoreUnavailable as exc:
-        raise _fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
     except psycopg.errors.UndefinedTable as exc:
-        raise _fail(f"{exc.diag.message_primary} — run `civicpulse db migrate` first") from exc
+        raise fail(f"{exc.diag.message_primary} — run `civicpulse db migrate` first") from exc
 
 
 def waste_due(
@@ -70,7 +65,7 @@ def waste_due(
     try:
         when = date.fromisoformat(day)
     except ValueError as exc:
-        raise _fail(f"--date must be YYYY-MM-DD, got {day!r}") from exc
+        raise fail(f"--date must be YYYY-MM-DD, got {day!r}") from exc
     cutoff = as_of.replace(tzinfo=UTC) if as_of and as_of.tzinfo is None else as_of
     with _db(database_url) as conn:
         report = due_list(conn, when, council=council, as_of=cutoff, threshold=threshold)
@@ -106,7 +101,7 @@ def waste_forecast(
     with _db(database_url) as conn:
         found, _ = forecast_all(conn, cutoff or datetime.now(UTC), council=council)
         stored = store_forecasts(conn, found)
-    err.print(f"stored {stored} bin forecast(s)")
+    console.print(f"stored {stored} bin forecast(s)")
 
 
 def report_netzero(
@@ -128,19 +123,19 @@ def report_netzero(
     try:
         p = Period.parse(period)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     base = baseline_year if baseline_year is not None else p.year - 1
     try:
         with _db(database_url) as conn:
             report = build_netzero(conn, p, base, council=council)
     except CarbonError as exc:
-        raise _fail(f"{exc} — add that year's DESNZ factors to the factor file") from exc
+        raise fail(f"{exc} — add that year's DESNZ factors to the factor file") from exc
     except ValueError as exc:
-        raise _fail(f"{exc} — choose another --baseline-year") from exc
+        raise fail(f"{exc} — choose another --baseline-year") from exc
     files = write_csvs(report, out_dir)
     files.append(write_pdf(report, out_dir / f"netzero_{p.label}.pdf"))
     for note in report.notes:
-        err.print(note)
+        console.print(note)
     for f in files:
         print(f)
 
