@@ -1,0 +1,139 @@
+"""kill -9 of a real engine mid-stream: alerts are neither lost nor duplicated.
+
+One labelled recording goes through an uninterrupted embedded engine (the reference), then
+through MQTT → bridge → Kafka → Faust with the worker killed mid-replay and restarted: its
+alerts and detector state must equal the reference's (wall-clock rules aside: they depend on
+when ticks fall while history replays). The embedded engine killed mid-replay must store
+every reading once and invent or double no alert.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.integration.processes import CivicProcess, civic_env, running, wait_until
+from tests.integration.test_alerts_parity import (
+    READINGS,
+    WALL_CLOCK_RULES,
+    alerts,
+    count,
+    scenario,
+)
+from tests.integration.test_embedded import Embedded
+
+pytestmark = pytest.mark.integration
+
+RATE = 400  # replayed messages per second: slow enough to kill in the middle
+
+
+def _replay(path: Path, mqtt_url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "civicpulse.cli", "replay", str(path), "--mqtt-url", mqtt_url,
+         "--rate", str(RATE)], env=civic_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _finish(replay: subprocess.Popen[str]) -> None:
+    _out, err = replay.communicate(timeout=180)
+    assert replay.returncode == 0, err[-2000:]
+
+
+def _event_time(found: tuple[list[tuple], list[tuple]]) -> tuple[list[tuple], list[tuple]]:
+    """Drop the wall-clock rules: they depend on when ticks fall while history replays."""
+    return found[0], [r for r in found[1] if r[1] not in WALL_CLOCK_RULES]
+
+
+def _diff(url: str, want: tuple[list[tuple], list[tuple]]) -> str:
+    got, want = _event_time(alerts(url)), _event_time(want)
+    lines = []
+    for part, (g, w) in enumerate(zip(got, want, strict=True)):
+        lines += [f"part {part} missing: {r}" for r in w if r not in g]
+        lines += [f"part {part} extra:   {r}" for r in g if r not in w]
+    return "\n".join(lines)
+
+
+def _states(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return sorted(conn.execute("SELECT sensor_id, detector FROM detector_state").fetchall())
+
+
+def test_alerts_survive_kill9_of_each_engine(
+    mqtt_url: str, kafka_bootstrap: str, fresh_db: str, tmp_path: Path
+) -> None:
+    recording = tmp_path / "scenario.jsonl"
+    scenario(recording)
+
+    def settled(url: str, want: tuple[list[tuple], list[tuple]], stored: int) -> bool:
+        return count(url, READINGS) >= stored and _event_time(alerts(url)) == _event_time(want)
+
+    reference = Embedded(tmp_path / "ref")
+    (tmp_path / "ref").mkdir()
+    try:
+        reference.start()
+        _finish(_replay(recording, reference.mqtt_url))
+        assert wait_until(lambda: count(reference.database_url, "SELECT count(*) FROM"
+                                        " alert_events WHERE rule = 'sensor_impossible_value'")
+                          > 0, timeout=15)
+        want, stored = alerts(reference.database_url), count(reference.database_url, READINGS)
+        want_states = _states(reference.database_url)
+        assert want[0], "the scenario raised no condition alerts"
+    finally:
+        reference.cleanup()
+
+    # the embedded engine, killed in the middle of the replay and restarted on its data
+    (tmp_path / "emb").mkdir()
+    embedded = Embedded(tmp_path / "emb")
+    try:
+        embedded.start()
+        replay = _replay(recording, embedded.mqtt_url)
+        assert wait_until(lambda: count(embedded.database_url, READINGS) >= stored * 0.4,
+                          timeout=60, interval=0.05)
+        embedded.process.kill9()
+        time.sleep(0.5)
+        embedded.start()  # the replaying client reconnects and resends what was not acked
+        _finish(replay)
+        assert wait_until(lambda: count(embedded.database_url, READINGS) >= stored, timeout=30)
+        time.sleep(1.0)
+        got = alerts(embedded.database_url)
+        # Redelivery after the crash can bring a sensor's readings back out of order; detectors
+        # skip readings older than what they have seen (docs/alerts.md, "Late readings"), so
+        # an alert resting only on such a reading may be missed. Nothing may be invented or
+        # doubled, though:
+        assert set(got[0]) <= set(want[0]), _diff(embedded.database_url, want)
+        assert len(got[0]) == len(set(got[0]))
+        assert count(embedded.database_url, READINGS) == stored
+        assert {k for k in _states(embedded.database_url)} == set(want_states)
+    finally:
+        embedded.cleanup()
+
+    # the distributed path, the Faust worker killed in the middle and restarted
+    run = uuid.uuid4().hex[:8]
+    env = civic_env(
+        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, database_url=fresh_db,
+        readings_topic=f"k9.{run}.readings", deadletter_topic=f"k9.{run}.dlq",
+        mqtt_client_id=f"bridge-{run}", mqtt_share_group=f"g{run}", faust_app_id=f"k9-{run}",
+        kafka_partitions="3", batch_seconds="0.3", kafka_session_timeout_s="6",
+    )
+    bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
+    worker = CivicProcess(["process"], env, tmp_path / "worker.log")
+    with running(bridge, worker):
+        bridge.wait_for_log("subscribed to", timeout=60)
+        replay = _replay(recording, mqtt_url)
+        assert wait_until(lambda: count(fresh_db, READINGS) >= stored * 0.4, timeout=90,
+                          interval=0.05), worker.log_tail()
+        worker.kill9()
+        time.sleep(0.5)
+        worker.start()
+        _finish(replay)
+        assert wait_until(lambda: settled(fresh_db, want, stored), timeout=90), (
+            _diff(fresh_db, want) + "\n" + worker.log_tail())
+        assert count(fresh_db, READINGS) == stored
+        assert _states(fresh_db) == want_states
