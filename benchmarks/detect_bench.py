@@ -78,13 +78,18 @@ def fresh_database(server_url: str, name: str) -> str:
     return url
 
 
-def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: float = 1800.0,
-           ) -> tuple[list[StoredAlert], dict[str, float]]:
+def replay(
+    url: str,
+    messages: Sequence[Msg],
+    thresholds: Thresholds,
+    batch_s: float = 1800.0,
+) -> tuple[list[StoredAlert], dict[str, float]]:
     """Replay ``messages`` (time-ordered) through the pipeline; the tick runs whenever a
     sensor's silence reaches its stale limit (as an engine ticking every second would)."""
     sim_now = [messages[0].time]
-    pipeline = ReadingPipeline(ReadingStore(url), detection=Detection(thresholds),
-                               clock=lambda: sim_now[0])
+    pipeline = ReadingPipeline(
+        ReadingStore(url), detection=Detection(thresholds), clock=lambda: sim_now[0]
+    )
     letters = DeadLetterStore(url)
     last_seen: dict[str, tuple[float, float]] = {}  # sensor -> (last time, stale after s)
     started, n_readings, n_letters, ticks = time.perf_counter(), 0, 0, 0
@@ -105,8 +110,13 @@ def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: f
     def tick_until(t: float) -> None:
         # Ticks in time order at each instant a sensor's silence reaches its stale limit.
         nonlocal ticks, ticked
-        due = sorted({last + after + 1.0 for last, after in last_seen.values()
-                      if ticked < last + after + 1.0 <= t})
+        due = sorted(
+            {
+                last + after + 1.0
+                for last, after in last_seen.values()
+                if ticked < last + after + 1.0 <= t
+            }
+        )
         for d in due:
             pipeline.tick(datetime.fromtimestamp(d, tz=UTC))
             ticks += 1
@@ -119,8 +129,11 @@ def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: f
         batch: list[Msg] = []
         # A batch ends early where some sensor's silence reaches its limit, so that tick
         # sees exactly the readings stored before that instant.
-        while i < len(messages) and messages[i].time < end and (
-                not batch or messages[i].time.timestamp() < earliest_due()):
+        while (
+            i < len(messages)
+            and messages[i].time < end
+            and (not batch or messages[i].time.timestamp() < earliest_due())
+        ):
             m = messages[i]
             batch.append(m)
             kind = m.topic.split("/")[2]
@@ -146,13 +159,20 @@ def replay(url: str, messages: Sequence[Msg], thresholds: Thresholds, batch_s: f
     tick_until(messages[-1].time.timestamp())
     elapsed = time.perf_counter() - started
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT sensor_id, rule, opened_at, resolved_at, count, details"
-                            " FROM alerts ORDER BY opened_at").fetchall()
+        rows = conn.execute(
+            "SELECT sensor_id, rule, opened_at, resolved_at, count, details"
+            " FROM alerts ORDER BY opened_at"
+        ).fetchall()
     # A sensor whose part of the scenario has ended is silent, not stale: drop those alerts.
     last = {m.sensor_id: m.time for m in messages}
     alerts = [a for a in map(StoredAlert._make, rows) if a.opened_at <= last[a.sensor_id]]
-    stats = {"readings": n_readings, "dead_letters": n_letters, "ticks": ticks,
-             "seconds": elapsed, "readings_per_s": n_readings / elapsed}
+    stats = {
+        "readings": n_readings,
+        "dead_letters": n_letters,
+        "ticks": ticks,
+        "seconds": elapsed,
+        "readings_per_s": n_readings / elapsed,
+    }
     return alerts, stats
 
 
@@ -183,12 +203,19 @@ class RuleScore:
 
     @property
     def passed(self) -> bool:
-        return self.precision >= 0.95 and self.recall >= 0.95 and (
-            self.median_excess_s is not None and self.median_excess_s <= 5.0)
+        return (
+            self.precision >= 0.95
+            and self.recall >= 0.95
+            and (self.median_excess_s is not None and self.median_excess_s <= 5.0)
+        )
 
 
-def score(labels: Sequence[Label], alerts: Sequence[StoredAlert], sensor_days: dict[str, float],
-          thresholds: Thresholds) -> list[RuleScore]:
+def score(
+    labels: Sequence[Label],
+    alerts: Sequence[StoredAlert],
+    sensor_days: dict[str, float],
+    thresholds: Thresholds,
+) -> list[RuleScore]:
     """Per-rule precision, recall and delay; an alert matches a label of its sensor and rule
     when their intervals overlap (label end + the rule's window + 2 intervals of grace)."""
     params = thresholds.for_sensor("aberdeen", "")
@@ -203,9 +230,13 @@ def score(labels: Sequence[Label], alerts: Sequence[StoredAlert], sensor_days: d
             window = rule_window(rule, lb.kind, lb, params)
             windows.append(window)
             grace = window + 2 * KINDS[lb.kind].expected_interval_s + 60
-            hits = [j for j, a in enumerate(al) if a.sensor_id == lb.sensor_id
-                    and a.opened_at <= lb.end + timedelta(seconds=grace)
-                    and (a.resolved_at is None or a.resolved_at >= lb.start)]
+            hits = [
+                j
+                for j, a in enumerate(al)
+                if a.sensor_id == lb.sensor_id
+                and a.opened_at <= lb.end + timedelta(seconds=grace)
+                and (a.resolved_at is None or a.resolved_at >= lb.start)
+            ]
             matched_alerts.update(hits)
             if hits:
                 first = min(al[j].opened_at for j in hits)
@@ -213,13 +244,20 @@ def score(labels: Sequence[Label], alerts: Sequence[StoredAlert], sensor_days: d
                 excess.append(delays[-1] - window)
         kinds_of_rule = {lb.kind for lb in ls} or {kind}
         days = sum(sensor_days.get(k, 0.0) for k in kinds_of_rule)
-        out.append(RuleScore(
-            rule, len(ls), len(al),
-            len(matched_alerts) / len(al) if al else (1.0 if not ls else 0.0),
-            len(delays) / len(ls) if ls else float("nan"),
-            statistics.median(delays) if delays else None, _p95(delays),
-            statistics.median(windows) if windows else 0.0,
-            statistics.median(excess) if excess else None, len(al) / days if days else 0.0))
+        out.append(
+            RuleScore(
+                rule,
+                len(ls),
+                len(al),
+                len(matched_alerts) / len(al) if al else (1.0 if not ls else 0.0),
+                len(delays) / len(ls) if ls else float("nan"),
+                statistics.median(delays) if delays else None,
+                _p95(delays),
+                statistics.median(windows) if windows else 0.0,
+                statistics.median(excess) if excess else None,
+                len(al) / days if days else 0.0,
+            )
+        )
     return out
 
 
@@ -235,13 +273,17 @@ def _fmt(x: float | None) -> str:
 
 
 def print_scores(scores: Iterable[RuleScore], out: Callable[[str], None] = print) -> None:
-    out(f"{'rule':<26}{'labels':>7}{'alerts':>7}{'prec':>7}{'recall':>7}"
-        f"{'med s':>9}{'p95 s':>9}{'window s':>10}{'med-win':>9}{'/sens-day':>10}  ok")
+    out(
+        f"{'rule':<26}{'labels':>7}{'alerts':>7}{'prec':>7}{'recall':>7}"
+        f"{'med s':>9}{'p95 s':>9}{'window s':>10}{'med-win':>9}{'/sens-day':>10}  ok"
+    )
     for s in scores:
-        out(f"{s.rule:<26}{s.labels:>7}{s.alerts:>7}{s.precision:>7.3f}{s.recall:>7.3f}"
+        out(
+            f"{s.rule:<26}{s.labels:>7}{s.alerts:>7}{s.precision:>7.3f}{s.recall:>7.3f}"
             f"{_fmt(s.median_delay_s):>9}{_fmt(s.p95_delay_s):>9}{s.window_s:>10,.0f}"
             f"{_fmt(s.median_excess_s):>9}"
-            f"{s.per_sensor_day:>10.3f}  {'PASS' if s.passed else 'FAIL'}")
+            f"{s.per_sensor_day:>10.3f}  {'PASS' if s.passed else 'FAIL'}"
+        )
 
 
 def scenario_messages(scenario: Scenario) -> list[Msg]:
@@ -260,27 +302,33 @@ def aberdeen_messages(data_dir: Path) -> tuple[list[Msg], dict[str, float]]:
             for row in csv.DictReader(fh, delimiter=";"):
                 try:
                     t = datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC)
-                    samples = (Sample(metric="pm10", value=float(row["P1"]), time=t),
-                               Sample(metric="pm2_5", value=float(row["P2"]), time=t))
+                    samples = (
+                        Sample(metric="pm10", value=float(row["P1"]), time=t),
+                        Sample(metric="pm2_5", value=float(row["P2"]), time=t),
+                    )
                 except (KeyError, ValueError):
                     continue
-                msgs.append(Msg(topic, encode_samples(PayloadFormat.CIVICPULSE_JSON, sid,
-                                                      samples), t, sid))
+                msgs.append(
+                    Msg(topic, encode_samples(PayloadFormat.CIVICPULSE_JSON, sid, samples), t, sid)
+                )
                 times.append(t)
         days[sid] = (max(times) - min(times)).total_seconds() / 86400 if times else 0.0
     msgs.sort(key=lambda m: (m.time, m.sensor_id))
     return msgs, days
 
 
-def run_aberdeen(server_url: str, data_dir: Path, thresholds: Thresholds,
-                 out: Callable[[str], None] = print) -> None:
+def run_aberdeen(
+    server_url: str, data_dir: Path, thresholds: Thresholds, out: Callable[[str], None] = print
+) -> None:
     msgs, days = aberdeen_messages(data_dir)
     url = fresh_database(server_url, "civicpulse_bench_aberdeen")
     alerts, stats = replay(url, msgs, thresholds)
     sensor_days = sum(days.values())
-    out(f"\nReal data: {len(days)} Sensor.Community SDS011 sensors in Aberdeen, "
+    out(
+        f"\nReal data: {len(days)} Sensor.Community SDS011 sensors in Aberdeen, "
         f"{sensor_days:.1f} sensor-days, {stats['readings']:,} readings "
-        f"({stats['readings_per_s']:,.0f} readings/s through the pipeline)")
+        f"({stats['readings_per_s']:,.0f} readings/s through the pipeline)"
+    )
     by_rule = Counter(a.rule for a in alerts)
     for rule, n in sorted(by_rule.items()):
         why = RULES[rule].description if rule in RULES else ""
@@ -299,32 +347,51 @@ def run_aberdeen(server_url: str, data_dir: Path, thresholds: Thresholds,
 
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--database-url", required=True,
-                   help="any database on the PostgreSQL server to use; bench DBs are created")
+    p.add_argument(
+        "--database-url",
+        required=True,
+        help="any database on the PostgreSQL server to use; bench DBs are created",
+    )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--aberdeen", type=Path, default=None,
-                   help="directory with sds011_sensor_*.csv (e.g. ../shared/data/aberdeen-air)")
-    p.add_argument("--keep-recording", type=Path, default=None,
-                   help="also write the scenario recording here (labels beside it)")
-    p.add_argument("--thresholds", type=Path, default=None,
-                   help="a thresholds TOML file (default: the built-in defaults)")
+    p.add_argument(
+        "--aberdeen",
+        type=Path,
+        default=None,
+        help="directory with sds011_sensor_*.csv (e.g. ../shared/data/aberdeen-air)",
+    )
+    p.add_argument(
+        "--keep-recording",
+        type=Path,
+        default=None,
+        help="also write the scenario recording here (labels beside it)",
+    )
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        default=None,
+        help="a thresholds TOML file (default: the built-in defaults)",
+    )
     args = p.parse_args(argv)
-    thresholds = Detection.from_file(args.thresholds).thresholds if args.thresholds \
-        else Thresholds()
+    thresholds = (
+        Detection.from_file(args.thresholds).thresholds if args.thresholds else Thresholds()
+    )
     scenario = build_scenario(ScenarioSpec(seed=args.seed))
     if args.keep_recording:
         from sensors.simulator.anomaly_labels import labels_path, write_labels
         from sensors.simulator.recording import write_recording
+
         write_recording(args.keep_recording, scenario.messages)
         write_labels(labels_path(args.keep_recording), scenario.labels)
     url = fresh_database(args.database_url, "civicpulse_bench_detect")
     alerts, stats = replay(url, scenario_messages(scenario), thresholds)
     counts = Counter(scenario.sensors.values())
     sensor_days = {k: counts[k] * scenario.spec.days[k] for k in counts}
-    out(f"Labelled scenario seed {args.seed}: {len(scenario.sensors)} sensors, "
+    out(
+        f"Labelled scenario seed {args.seed}: {len(scenario.sensors)} sensors, "
         f"{len(scenario.labels)} labels, {stats['readings']:,} readings, "
         f"{stats['dead_letters']} dead letters, {stats['ticks']:,} ticks, "
-        f"{stats['seconds']:.1f} s ({stats['readings_per_s']:,.0f} readings/s incl. detection)")
+        f"{stats['seconds']:.1f} s ({stats['readings_per_s']:,.0f} readings/s incl. detection)"
+    )
     scores = score(scenario.labels, alerts, sensor_days, thresholds)
     print_scores(scores, out)
     if args.aberdeen:

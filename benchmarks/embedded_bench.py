@@ -46,10 +46,21 @@ def free_port() -> int:
 def start_engine(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     """``civicpulse run`` in a subprocess; returns it and the database URL it printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "civicpulse.cli", "run", "--mqtt-url", f"mqtt://127.0.0.1:{port}",
-         "--data-dir", str(data_dir)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "run",
+            "--mqtt-url",
+            f"mqtt://127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     url = ""
@@ -74,16 +85,22 @@ def payloads(
     for i in range(n_messages):
         sensor = f"bench-{i % sensors:04d}"
         t0 = base + timedelta(seconds=(i // sensors) * batch)
-        samples = [Sample(metric="pm10", value=float(k % 97), time=t0 + timedelta(seconds=k))
-                   for k in range(batch)]
+        samples = [
+            Sample(metric="pm10", value=float(k % 97), time=t0 + timedelta(seconds=k))
+            for k in range(batch)
+        ]
         topic = f"civicpulse/bench/air_quality/{sensor}"
         out.append((topic, civicpulse_json.encode(sensor, samples)))
         firsts.append((sensor, t0))
     return out, firsts
 
 
-def publish(port: int, messages: list[tuple[str, bytes]], msg_rate: float, n_clients: int,
-            ) -> tuple[dict[int, float], dict[int, float], float]:
+def publish(
+    port: int,
+    messages: list[tuple[str, bytes]],
+    msg_rate: float,
+    n_clients: int,
+) -> tuple[dict[int, float], dict[int, float], float]:
     """Publish at ``msg_rate`` over ``n_clients`` connections; send/PUBACK wall times by index.
 
     Several connections with a bounded in-flight window, like a fleet of devices: one paho
@@ -158,7 +175,8 @@ def main() -> None:
         with psycopg.connect(db_url) as conn:
             rows = conn.execute(
                 "SELECT sensor_id, time, extract(epoch FROM stored_at)::float8 FROM readings"
-                " WHERE council = 'bench'").fetchall()
+                " WHERE council = 'bench'"
+            ).fetchall()
     finally:
         if proc is not None:
             proc.terminate()
@@ -167,17 +185,27 @@ def main() -> None:
     lat = [(acked[i] - sent[i]) * 1000 for i in sent if i in acked]
     db_lat = [(stored_at[firsts[i]] - sent[i]) * 1000 for i in sent if firsts[i] in stored_at]
     readings_acked = len(lat) * args.batch
-    print(f"offered {args.rate:,.0f} readings/s for {args.duration:.0f} s "
-          f"({n_messages} messages of {args.batch})")
-    print(f"acknowledged {readings_acked:,} readings; stored {len(rows):,}; "
-          f"sustained {readings_acked / elapsed:,.0f} readings/s (first send → last PUBACK)")
-    print(f"send → PUBACK (≥ send → commit): p50 {pct(lat, 0.5):.0f} ms, "
-          f"p99 {pct(lat, 0.99):.0f} ms, max {max(lat):.0f} ms")
-    print(f"send → stored_at (transaction start): p50 {pct(db_lat, 0.5):.0f} ms, "
-          f"p99 {pct(db_lat, 0.99):.0f} ms")
+    print(
+        f"offered {args.rate:,.0f} readings/s for {args.duration:.0f} s "
+        f"({n_messages} messages of {args.batch})"
+    )
+    print(
+        f"acknowledged {readings_acked:,} readings; stored {len(rows):,}; "
+        f"sustained {readings_acked / elapsed:,.0f} readings/s (first send → last PUBACK)"
+    )
+    print(
+        f"send → PUBACK (≥ send → commit): p50 {pct(lat, 0.5):.0f} ms, "
+        f"p99 {pct(lat, 0.99):.0f} ms, max {max(lat):.0f} ms"
+    )
+    print(
+        f"send → stored_at (transaction start): p50 {pct(db_lat, 0.5):.0f} ms, "
+        f"p99 {pct(db_lat, 0.99):.0f} ms"
+    )
     transactions = len(set(stored_at.values()))
-    print(f"{transactions} database transactions, "
-          f"{len(rows) / max(1, transactions):.0f} readings each on average")
+    print(
+        f"{transactions} database transactions, "
+        f"{len(rows) / max(1, transactions):.0f} readings each on average"
+    )
 
 
 if __name__ == "__main__":

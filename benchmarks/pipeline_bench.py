@@ -33,8 +33,11 @@ from tools import devstack  # noqa: E402
 
 
 def _services(workdir: Path) -> tuple[dict[str, str], list[devstack.Service]]:
-    names = {"mosquitto": "CIVICPULSE_MQTT_URL", "kafka": "CIVICPULSE_KAFKA_BOOTSTRAP",
-             "postgres": "CIVICPULSE_DATABASE_URL"}
+    names = {
+        "mosquitto": "CIVICPULSE_MQTT_URL",
+        "kafka": "CIVICPULSE_KAFKA_BOOTSTRAP",
+        "postgres": "CIVICPULSE_DATABASE_URL",
+    }
     if all(os.environ.get(v) for v in names.values()):
         return {n: os.environ[v] for n, v in names.items()}, []
     started = [devstack.start(n, workdir) for n in names]
@@ -69,14 +72,22 @@ def main() -> int:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {bench_db}")
         db_url = db.rsplit("/", 1)[0] + f"/{bench_db}"
-        env = civic_env(mqtt_url=urls["mosquitto"], kafka_bootstrap=urls["kafka"],
-                        database_url=db_url, readings_topic=f"bench.{run}.readings",
-                        deadletter_topic=f"bench.{run}.dead", mqtt_client_id=f"b-{run}",
-                        mqtt_share_group=f"bench-{run}", mqtt_session_expiry_s="60",
-                        faust_app_id=f"bench-{run}", log_level="WARNING")
+        env = civic_env(
+            mqtt_url=urls["mosquitto"],
+            kafka_bootstrap=urls["kafka"],
+            database_url=db_url,
+            readings_topic=f"bench.{run}.readings",
+            deadletter_topic=f"bench.{run}.dead",
+            mqtt_client_id=f"b-{run}",
+            mqtt_share_group=f"bench-{run}",
+            mqtt_session_expiry_s="60",
+            faust_app_id=f"bench-{run}",
+            log_level="WARNING",
+        )
         procs = [CivicProcess(["ingest"], env, workdir / "bridge.log")]
-        procs += [CivicProcess(["process"], env, workdir / f"worker{i}.log")
-                  for i in range(args.workers)]
+        procs += [
+            CivicProcess(["process"], env, workdir / f"worker{i}.log") for i in range(args.workers)
+        ]
         fleet = Fleet.build(args.sensors, seed=1)
         start = datetime.now(UTC)
         messages = list(fleet.emissions(args.messages, start=start, rate=args.rate))
@@ -103,18 +114,32 @@ def main() -> int:
                 time.sleep(0.2)
             elapsed = time.monotonic() - t0
             with psycopg.connect(db_url) as conn:
-                lat = np.array([r[0] for r in conn.execute(
-                    "SELECT extract(epoch FROM stored_at - time) FROM readings").fetchall()],
-                    dtype=float)
-        print(f"published {stats.sent} messages ({expected} readings) at "
-              f"{stats.rate:.0f} msg/s offered {args.rate:.0f}")
-        print(f"publisher done after {published:.1f}s; all readings in Kafka after "
-              f"{bridged_at if bridged_at is not None else float('nan'):.1f}s (bridge)")
-        print(f"stored {count}/{expected} readings in {elapsed:.1f}s → "
-              f"{count / elapsed:.0f} readings/s end to end")
+                lat = np.array(
+                    [
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT extract(epoch FROM stored_at - time) FROM readings"
+                        ).fetchall()
+                    ],
+                    dtype=float,
+                )
+        print(
+            f"published {stats.sent} messages ({expected} readings) at "
+            f"{stats.rate:.0f} msg/s offered {args.rate:.0f}"
+        )
+        print(
+            f"publisher done after {published:.1f}s; all readings in Kafka after "
+            f"{bridged_at if bridged_at is not None else float('nan'):.1f}s (bridge)"
+        )
+        print(
+            f"stored {count}/{expected} readings in {elapsed:.1f}s → "
+            f"{count / elapsed:.0f} readings/s end to end"
+        )
         if lat.size:
-            print(f"publish→stored latency: p50 {np.percentile(lat, 50) * 1000:.0f} ms, "
-                  f"p99 {np.percentile(lat, 99) * 1000:.0f} ms, max {lat.max() * 1000:.0f} ms")
+            print(
+                f"publish→stored latency: p50 {np.percentile(lat, 50) * 1000:.0f} ms, "
+                f"p99 {np.percentile(lat, 99) * 1000:.0f} ms, max {lat.max() * 1000:.0f} ms"
+            )
         return 0 if count >= expected else 1
     finally:
         for s in started:

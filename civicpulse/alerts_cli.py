@@ -17,27 +17,41 @@ from civicpulse.console import fail
 from civicpulse.settings import Settings
 
 console = Console(stderr=True)
-DbUrl = Annotated[str | None, typer.Option("--database-url",
-                                           help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")]
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable output")]
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded on the alert)")]
-_STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "resolved": ["resolved"],
-           "live": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}
-
-
+_STATES = {
+    "open": ["open"],
+    "acknowledged": ["acknowledged"],
+    "resolved": ["resolved"],
+    "live": ["open", "acknowledged"],
+    "all": ["open", "acknowledged", "resolved"],
+}
 
 
 def _row(alert: Any) -> dict[str, Any]:
     """An alert as the JSON the CLI prints (the ``alerts`` view's columns)."""
+
     def iso(t: datetime | None) -> str | None:
         return t.isoformat() if t else None
+
     return {
-        "id": alert.id, "council": alert.council, "sensor_id": alert.sensor_id,
-        "site": alert.site, "kind": alert.kind, "rule": alert.rule,
-        "severity": alert.severity.value, "state": alert.state.value,
-        "opened_at": iso(alert.opened_at), "acknowledged_at": iso(alert.acknowledged_at),
-        "resolved_at": iso(alert.resolved_at), "last_seen_at": iso(alert.last_seen_at),
-        "count": alert.count, "details": alert.details,
+        "id": alert.id,
+        "council": alert.council,
+        "sensor_id": alert.sensor_id,
+        "site": alert.site,
+        "kind": alert.kind,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "state": alert.state.value,
+        "opened_at": iso(alert.opened_at),
+        "acknowledged_at": iso(alert.acknowledged_at),
+        "resolved_at": iso(alert.resolved_at),
+        "last_seen_at": iso(alert.last_seen_at),
+        "count": alert.count,
+        "details": alert.details,
     }
 
 
@@ -67,15 +81,27 @@ def list_alerts(
 
     if state not in _STATES:
         raise fail(f"--state must be one of {', '.join(_STATES)}, not {state!r}")
-    alerts = _with_cursor(database_url, lambda cur: db.list_alerts(
-        cur, states=_STATES[state], council=council, sensor_id=sensor, rule=rule, limit=limit))
+    alerts = _with_cursor(
+        database_url,
+        lambda cur: db.list_alerts(
+            cur, states=_STATES[state], council=council, sensor_id=sensor, rule=rule, limit=limit
+        ),
+    )
     if as_json:
         print(json.dumps([_row(a) for a in alerts]))
         return
     table = Table("id", "severity", "state", "rule", "sensor", "opened (UTC)", "count", "last seen")
     for a in alerts:
-        table.add_row(str(a.id), a.severity.value, a.state.value, a.rule, a.sensor_id,
-                      f"{a.opened_at:%Y-%m-%d %H:%M}", str(a.count), f"{a.last_seen_at:%H:%M}")
+        table.add_row(
+            str(a.id),
+            a.severity.value,
+            a.state.value,
+            a.rule,
+            a.sensor_id,
+            f"{a.opened_at:%Y-%m-%d %H:%M}",
+            str(a.count),
+            f"{a.last_seen_at:%H:%M}",
+        )
     Console().print(table if alerts else "no alerts")
 
 
@@ -97,26 +123,36 @@ def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: 
         except ValueError as exc:
             raise fail(str(exc)) from exc
         if verb == "ack":
-            cur.execute("UPDATE alert_events SET acknowledged_by = %s WHERE id = %s",
-                        (by, alert_id))
+            cur.execute(
+                "UPDATE alert_events SET acknowledged_by = %s WHERE id = %s", (by, alert_id)
+            )
         return db.save_alerts(cur, [changed])[0]
 
     saved = _with_cursor(database_url, work)
     if as_json:
         print(json.dumps(_row(saved)))
     else:
-        console.print(f"alert {saved.id} ({saved.rule}, {saved.sensor_id}) is now "
-                      f"{saved.state.value}")
+        console.print(
+            f"alert {saved.id} ({saved.rule}, {saved.sensor_id}) is now {saved.state.value}"
+        )
 
 
-def ack(alert_id: Annotated[int, typer.Argument(help="Alert id")], by: By = "operator",
-        database_url: DbUrl = None, as_json: AsJson = False) -> None:
+def ack(
+    alert_id: Annotated[int, typer.Argument(help="Alert id")],
+    by: By = "operator",
+    database_url: DbUrl = None,
+    as_json: AsJson = False,
+) -> None:
     """Acknowledge an open alert (it keeps counting repeats and still auto-resolves)."""
     _act(alert_id, by, database_url, as_json, "ack")
 
 
-def resolve(alert_id: Annotated[int, typer.Argument(help="Alert id")], by: By = "operator",
-            database_url: DbUrl = None, as_json: AsJson = False) -> None:
+def resolve(
+    alert_id: Annotated[int, typer.Argument(help="Alert id")],
+    by: By = "operator",
+    database_url: DbUrl = None,
+    as_json: AsJson = False,
+) -> None:
     """Resolve an alert by hand; the next violation opens a new one."""
     _act(alert_id, by, database_url, as_json, "resolve")
 
@@ -127,11 +163,15 @@ def post_json(url: str, timeout_s: float = 10.0) -> Any:
 
     def post(body: dict[str, Any]) -> None:
         request = urllib.request.Request(  # noqa: S310  # the operator's own webhook URL
-            url, data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "civicpulse-alerts"})
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "civicpulse-alerts"},
+        )
         with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310
             if not 200 <= reply.status < 300:
                 raise RuntimeError(f"webhook answered HTTP {reply.status}")
+
     return post
 
 
@@ -166,12 +206,19 @@ def deliver(
 def bench_detect(
     database_url: DbUrl = None,
     seed: Annotated[int, typer.Option(help="Scenario seed")] = 1,
-    aberdeen: Annotated[Path | None, typer.Option(
-        help="Also replay real SDS011 files from here (e.g. ../shared/data/aberdeen-air)")] = None,
-    keep_recording: Annotated[Path | None, typer.Option(
-        help="Write the scenario recording here, labels beside it")] = None,
-    thresholds: Annotated[Path | None, typer.Option(
-        help="Thresholds TOML (see config/thresholds.example.toml); default built-in")] = None,
+    aberdeen: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also replay real SDS011 files from here (e.g. ../shared/data/aberdeen-air)"
+        ),
+    ] = None,
+    keep_recording: Annotated[
+        Path | None, typer.Option(help="Write the scenario recording here, labels beside it")
+    ] = None,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(help="Thresholds TOML (see config/thresholds.example.toml); default built-in"),
+    ] = None,
 ) -> None:
     """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"

@@ -30,21 +30,40 @@ db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_
 app.add_typer(db_app, name="db")
 
 
-MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="MQTT broker URL (env CIVICPULSE_MQTT_URL)")]
-KafkaOpt = Annotated[str | None, typer.Option("--kafka-bootstrap", help="Kafka bootstrap servers (env CIVICPULSE_KAFKA_BOOTSTRAP)")]
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL (env CIVICPULSE_DATABASE_URL)")]
+MqttUrl = Annotated[
+    str | None, typer.Option("--mqtt-url", help="MQTT broker URL (env CIVICPULSE_MQTT_URL)")
+]
+KafkaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka-bootstrap", help="Kafka bootstrap servers (env CIVICPULSE_KAFKA_BOOTSTRAP)"
+    ),
+]
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="PostgreSQL URL (env CIVICPULSE_DATABASE_URL)")
+]
 
 
 @app.command()
 def ingest(
     mqtt_url: MqttUrl = None,
     kafka_bootstrap: KafkaOpt = None,
-    client_id: Annotated[str | None, typer.Option(help="MQTT client id (stable per bridge) (env CIVICPULSE_MQTT_CLIENT_ID)")] = None,
-    retire: Annotated[bool, typer.Option("--retire", help="Scale down: drain this client id's queued messages into Kafka, delete its session, exit")] = False,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="MQTT client id (stable per bridge) (env CIVICPULSE_MQTT_CLIENT_ID)"),
+    ] = None,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            "--retire",
+            help="Scale down: drain this client id's queued messages into Kafka, delete its session, exit",
+        ),
+    ] = False,
 ) -> None:
     """Run the MQTT → Kafka bridge (QoS 1 shared subscription, ack after Kafka ack)."""
-    settings = Settings.load(mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap,
-                             mqtt_client_id=client_id)
+    settings = Settings.load(
+        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, mqtt_client_id=client_id
+    )
     configure_logging(settings)
     bridge = build_bridge(settings)
     bridge.install_signal_handlers()
@@ -62,7 +81,10 @@ def ingest(
 def process(
     kafka_bootstrap: KafkaOpt = None,
     database_url: DbUrl = None,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before starting")] = True,
+    migrate_first: Annotated[
+        bool,
+        typer.Option("--migrate/--no-migrate", help="Apply pending migrations before starting"),
+    ] = True,
 ) -> None:
     """Run a Faust stream-processing worker: readings topic → database (scale by running N)."""
     settings = Settings.load(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
@@ -154,33 +176,60 @@ def db_status(
 
 @app.command()
 def simulate(
-    sensors: Annotated[int, typer.Option("--sensors", min=1, help="Number of simulated sensors")] = 300,
-    rate: Annotated[float, typer.Option("--rate", min=0.001, help="MQTT messages per second")] = 100.0,
+    sensors: Annotated[
+        int, typer.Option("--sensors", min=1, help="Number of simulated sensors")
+    ] = 300,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.001, help="MQTT messages per second")
+    ] = 100.0,
     duration: Annotated[float, typer.Option("--duration", min=0.0, help="Seconds to run")] = 60.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same readings")] = 1,
-    speed: Annotated[float, typer.Option("--speed", min=0.001, help="Simulated seconds per wall second")] = 1.0,
-    start: Annotated[datetime | None, typer.Option("--start", help="Event time of the first reading (UTC ISO); default now")] = None,
-    bad_ratio: Annotated[float, typer.Option("--bad-ratio", min=0.0, max=1.0, help="Share of deliberately bad messages")] = 0.0,
-    record: Annotated[Path | None, typer.Option("--record", help="Write the messages to this recording file instead of (or as well as) publishing")] = None,
-    no_publish: Annotated[bool, typer.Option("--no-publish", help="Only record; do not connect to MQTT")] = False,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.001, help="Simulated seconds per wall second")
+    ] = 1.0,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--start", help="Event time of the first reading (UTC ISO); default now"),
+    ] = None,
+    bad_ratio: Annotated[
+        float,
+        typer.Option("--bad-ratio", min=0.0, max=1.0, help="Share of deliberately bad messages"),
+    ] = 0.0,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Write the messages to this recording file instead of (or as well as) publishing",
+        ),
+    ] = None,
+    no_publish: Annotated[
+        bool, typer.Option("--no-publish", help="Only record; do not connect to MQTT")
+    ] = False,
     mqtt_url: MqttUrl = None,
 ) -> None:
     """Publish realistic readings for a fleet of air-quality, bin and energy sensors (QoS 1)."""
     from civicpulse.simulate_cmd import run_simulation
 
     settings = Settings.load(mqtt_url=mqtt_url)
-    when = (start.replace(tzinfo=UTC) if start and start.tzinfo is None else start) or datetime.now(UTC)
+    when = (start.replace(tzinfo=UTC) if start and start.tzinfo is None else start) or datetime.now(
+        UTC
+    )
     try:
         stats = run_simulation(
-            n_sensors=sensors, rate=rate, duration=duration, seed=seed, speed=speed, start=when,
-            bad_ratio=bad_ratio, record=record, publish_to=None if no_publish else settings.mqtt_url,
+            n_sensors=sensors,
+            rate=rate,
+            duration=duration,
+            seed=seed,
+            speed=speed,
+            start=when,
+            bad_ratio=bad_ratio,
+            record=record,
+            publish_to=None if no_publish else settings.mqtt_url,
             console=console,
         )
     except (OSError, ValueError) as exc:
         raise fail(f"{exc} — is the MQTT broker at {settings.mqtt_url} running?") from exc
     console.print(stats)
-
-
 
 
 for _commands in (embedded_cli, alerts_cli, reports_cli, dashboards_cli):

@@ -11,26 +11,48 @@ from rich.console import Console
 
 console = Console(stderr=True)
 dashboards_app = typer.Typer(
-    help="Grafana dashboards: export, push, read-only role, query check.", no_args_is_help=True)
+    help="Grafana dashboards: export, push, read-only role, query check.", no_args_is_help=True
+)
 
-Out = Annotated[Path | None, typer.Option(
-    "--out", help="Directory (default: dashboards/json in the package)")]
+Out = Annotated[
+    Path | None, typer.Option("--out", help="Directory (default: dashboards/json in the package)")
+]
 GrafanaUrl = Annotated[str, typer.Option("--grafana-url", help="e.g. https://grafana.example.org")]
-Token = Annotated[str, typer.Option(
-    "--token", envvar="GRAFANA_TOKEN", help="Service-account token [env GRAFANA_TOKEN]")]
-DbHost = Annotated[str | None, typer.Option(
-    "--db-host", help="Also create the datasource: host:port of the database as Grafana sees it")]
+Token = Annotated[
+    str,
+    typer.Option(
+        "--token", envvar="GRAFANA_TOKEN", help="Service-account token [env GRAFANA_TOKEN]"
+    ),
+]
+DbHost = Annotated[
+    str | None,
+    typer.Option(
+        "--db-host", help="Also create the datasource: host:port of the database as Grafana sees it"
+    ),
+]
 DbName = Annotated[str, typer.Option("--db-name", help="Database name for the datasource")]
-ReaderPassword = Annotated[str | None, typer.Option(
-    "--db-password", "--password", envvar="GRAFANA_DB_PASSWORD",
-    help="civicpulse_reader's password [env GRAFANA_DB_PASSWORD]")]
+ReaderPassword = Annotated[
+    str | None,
+    typer.Option(
+        "--db-password",
+        "--password",
+        envvar="GRAFANA_DB_PASSWORD",
+        help="civicpulse_reader's password [env GRAFANA_DB_PASSWORD]",
+    ),
+]
 SslMode = Annotated[str, typer.Option("--sslmode", help="disable, require, verify-full")]
-DbUrl = Annotated[str | None, typer.Option(
-    "--database-url", help="The owner's database URL [env CIVICPULSE_DATABASE_URL]")]
+DbUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="The owner's database URL [env CIVICPULSE_DATABASE_URL]"),
+]
 Hours = Annotated[float, typer.Option("--hours", min=0.1, help="Time range: the last N hours")]
-TimescaleMacros = Annotated[bool, typer.Option(
-    "--timescaledb/--no-timescaledb",
-    help="Expand $__timeGroup as time_bucket (as the provisioned datasource does)")]
+TimescaleMacros = Annotated[
+    bool,
+    typer.Option(
+        "--timescaledb/--no-timescaledb",
+        help="Expand $__timeGroup as time_bucket (as the provisioned datasource does)",
+    ),
+]
 
 
 @dashboards_app.command("export")
@@ -62,8 +84,9 @@ def push_cmd(
     source = None
     if db_host:
         if not db_password:
-            console.print("[bold red]error:[/] --db-host needs --db-password "
-                          "(or GRAFANA_DB_PASSWORD)")
+            console.print(
+                "[bold red]error:[/] --db-host needs --db-password (or GRAFANA_DB_PASSWORD)"
+            )
             raise typer.Exit(2)
         source = Datasource(db_host, db_name, db_password, sslmode)
     try:
@@ -93,8 +116,10 @@ def grant_reader_cmd(
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         console.print(f"[bold red]error:[/] {first} — run `civicpulse db migrate` first?")
         raise typer.Exit(1) from exc
-    console.print(f"civicpulse_reader can read {n} read-contract relations"
-                  + (" and log in" if password else ""))
+    console.print(
+        f"civicpulse_reader can read {n} read-contract relations"
+        + (" and log in" if password else "")
+    )
 
 
 @dashboards_app.command("check")
@@ -145,8 +170,9 @@ def locations_cmd(
 
     try:
         with csv_file.open(newline="", encoding="utf-8") as f:
-            n = import_locations(Settings.load(database_url=database_url).database_url,
-                                 list(csv.DictReader(f)))
+            n = import_locations(
+                Settings.load(database_url=database_url).database_url, list(csv.DictReader(f))
+            )
     except (OSError, ValueError, psycopg.Error) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         console.print(f"[bold red]error:[/] {csv_file}: {first}")

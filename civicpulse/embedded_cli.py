@@ -26,15 +26,30 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
-MqttUrl = Annotated[str | None, typer.Option("--mqtt-url", help="Where the embedded broker listens (mqtt://HOST:PORT) (env CIVICPULSE_MQTT_URL)")]  # noqa: E501
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Embedded database directory (env CIVICPULSE_DATA_DIR)")]  # noqa: E501
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="Use this PostgreSQL instead of the embedded one")]  # noqa: E501
-BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Most readings per database commit (env CIVICPULSE_BATCH_SIZE)")]  # noqa: E501
+MqttUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt-url",
+        help="Where the embedded broker listens (mqtt://HOST:PORT) (env CIVICPULSE_MQTT_URL)",
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Embedded database directory (env CIVICPULSE_DATA_DIR)"),
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Use this PostgreSQL instead of the embedded one"),
+]
+BatchSize = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, help="Most readings per database commit (env CIVICPULSE_BATCH_SIZE)"
+    ),
+]
 
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}  # noqa: S104 - bind choice
-
-
 
 
 def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | None) -> Settings:
@@ -61,16 +76,19 @@ def _engine(
     if not external_broker and (
         endpoint.tls or endpoint.username or endpoint.host not in _LOCAL_HOSTS
     ):
-        raise fail(f"{settings.mqtt_url} is not a local address for the embedded broker — "
-                    "pass --mqtt-url mqtt://127.0.0.1:PORT, or add --external-broker to "
-                    "subscribe to that broker instead")
+        raise fail(
+            f"{settings.mqtt_url} is not a local address for the embedded broker — "
+            "pass --mqtt-url mqtt://127.0.0.1:PORT, or add --external-broker to "
+            "subscribe to that broker instead"
+        )
     return EmbeddedEngine(
         EmbeddedConfig(
             mqtt_host=endpoint.host,
             mqtt_port=endpoint.port,
             data_dir=Path(settings.data_dir).expanduser(),
-            limits=limits_from(settings.max_payload_bytes, settings.max_past_s,
-                               settings.max_future_s),
+            limits=limits_from(
+                settings.max_payload_bytes, settings.max_past_s, settings.max_future_s
+            ),
             database_url=database_url,
             batch_size=settings.batch_size,
             external_mqtt_url=settings.mqtt_url if external_broker else None,
@@ -99,10 +117,14 @@ def _serve(
             await engine.start()
         except ListenError as exc:
             await engine.stop()
-            raise fail(f"{exc} — stop the other broker or pass "
-                        "--mqtt-url mqtt://127.0.0.1:OTHER_PORT") from exc
-        db = "embedded, data in " + str(engine.config.data_dir) if engine.embedded_database \
+            raise fail(
+                f"{exc} — stop the other broker or pass --mqtt-url mqtt://127.0.0.1:OTHER_PORT"
+            ) from exc
+        db = (
+            "embedded, data in " + str(engine.config.data_dir)
+            if engine.embedded_database
             else "external"
+        )
         print(f"MQTT broker  {engine.mqtt_url}  (QoS 1 to civicpulse/<council>/<kind>/<sensor>)")
         print(f"PostgreSQL   psql '{engine.database_url}'  ({db})")
         print("ready — Ctrl-C to stop", flush=True)
@@ -128,7 +150,13 @@ def run(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
     batch_size: BatchSize = None,
-    external_broker: Annotated[bool, typer.Option("--external-broker", help="Subscribe to the broker at --mqtt-url (e.g. Mosquitto) instead of embedding one; acks after commit")] = False,  # noqa: E501
+    external_broker: Annotated[
+        bool,
+        typer.Option(
+            "--external-broker",
+            help="Subscribe to the broker at --mqtt-url (e.g. Mosquitto) instead of embedding one; acks after commit",
+        ),
+    ] = False,
 ) -> None:
     """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL."""
     settings = _settings(mqtt_url, data_dir, batch_size)
@@ -137,9 +165,16 @@ def run(
 
 def demo(
     sensors: Annotated[int, typer.Option("--sensors", min=1, help="Simulated sensors")] = 300,
-    rate: Annotated[float, typer.Option("--rate", min=0.1, help="MQTT messages per second")] = 100.0,  # noqa: E501
-    bad_every: Annotated[int, typer.Option("--bad-every", min=0, help="One bad message every N (0: none)")] = 50,  # noqa: E501
-    duration: Annotated[float, typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: until Ctrl-C)")] = 0.0,  # noqa: E501
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, help="MQTT messages per second")
+    ] = 100.0,
+    bad_every: Annotated[
+        int, typer.Option("--bad-every", min=0, help="One bad message every N (0: none)")
+    ] = 50,
+    duration: Annotated[
+        float,
+        typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: until Ctrl-C)"),
+    ] = 0.0,
     mqtt_url: MqttUrl = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
@@ -163,9 +198,14 @@ def demo(
                 if bad_every and i % bad_every == bad_every - 1:
                     yield next(bad)
 
-        publisher = asyncio.ensure_future(asyncio.to_thread(
-            publish, messages(), engine.mqtt_url, rate * (1 + (1 / bad_every if bad_every else 0)),
-        ))
+        publisher = asyncio.ensure_future(
+            asyncio.to_thread(
+                publish,
+                messages(),
+                engine.mqtt_url,
+                rate * (1 + (1 / bad_every if bad_every else 0)),
+            )
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + duration if duration else math.inf
         alerts: list[tuple[object, ...]] = []
@@ -220,9 +260,17 @@ def _view(engine: EmbeddedEngine, per_s: float, alerts: list[tuple[object, ...]]
 
 
 def replay(
-    file: Annotated[Path, typer.Argument(help="Recording (JSON Lines from `civicpulse simulate --record`)")],  # noqa: E501
-    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Broker to publish to (env CIVICPULSE_MQTT_URL)")] = None,  # noqa: E501
-    rate: Annotated[float, typer.Option("--rate", min=0.0, help="Messages per second (0: as fast as acknowledged)")] = 200.0,  # noqa: E501
+    file: Annotated[
+        Path, typer.Argument(help="Recording (JSON Lines from `civicpulse simulate --record`)")
+    ],
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option("--mqtt-url", help="Broker to publish to (env CIVICPULSE_MQTT_URL)"),
+    ] = None,
+    rate: Annotated[
+        float,
+        typer.Option("--rate", min=0.0, help="Messages per second (0: as fast as acknowledged)"),
+    ] = 200.0,
 ) -> None:
     """Publish a recording over MQTT QoS 1, waiting for every acknowledgement."""
     from sensors.simulator import PublishError, publish, read_recording
@@ -232,16 +280,20 @@ def replay(
         raise fail(f"{file} not found — record one with `civicpulse simulate --record {file}`")
     try:
         stats = publish(
-            read_recording(file), settings.mqtt_url, rate if rate > 0 else math.inf,
+            read_recording(file),
+            settings.mqtt_url,
+            rate if rate > 0 else math.inf,
             progress=lambda sent, acked: console.print(f"sent {sent:,}, acknowledged {acked:,}"),
         )
     except ValueError as exc:
         raise fail(f"{exc} — is this a civicpulse recording?") from exc
     except PublishError as exc:
-        raise fail(f"{exc} — is a broker at {settings.mqtt_url}? start one with "
-                    "`civicpulse run`") from exc
-    console.print(f"replayed {stats.sent:,} messages ({stats.acked:,} acknowledged) "
-                  f"in {stats.elapsed:.1f} s")
+        raise fail(
+            f"{exc} — is a broker at {settings.mqtt_url}? start one with `civicpulse run`"
+        ) from exc
+    console.print(
+        f"replayed {stats.sent:,} messages ({stats.acked:,} acknowledged) in {stats.elapsed:.1f} s"
+    )
 
 
 def register(app: typer.Typer) -> None:

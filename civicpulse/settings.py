@@ -30,7 +30,8 @@ class Settings:
     """
 
     mqtt_url: str = field(
-        default="mqtt://127.0.0.1:1883", metadata={"doc": "MQTT broker URL (mqtt://user:pass@host:port)"}
+        default="mqtt://127.0.0.1:1883",
+        metadata={"doc": "MQTT broker URL (mqtt://user:pass@host:port)"},
     )
     kafka_bootstrap: str = field(
         default="127.0.0.1:9092", metadata={"doc": "Kafka bootstrap servers, comma-separated"}
@@ -86,8 +87,10 @@ class Settings:
     )
     thresholds_file: str = field(
         default="",
-        metadata={"doc": "Alert thresholds (TOML, see config/thresholds.example.toml); "
-                         "empty: built-in defaults"},
+        metadata={
+            "doc": "Alert thresholds (TOML, see config/thresholds.example.toml); "
+            "empty: built-in defaults"
+        },
     )
     retention_raw_days: float = field(
         default=90.0,
@@ -109,9 +112,7 @@ class Settings:
     log_level: str = field(default="INFO", metadata={"doc": "Logging level"})
 
     @classmethod
-    def load(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Environment first, then every non-``None`` override (CLI flags) on top."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -27,8 +27,10 @@ class SimulationSummary:
     recorded_to: str | None
 
     def __rich__(self) -> str:
-        parts = [f"{self.messages} messages ({self.bad_messages} deliberately bad)",
-                 f"{self.readings} readings"]
+        parts = [
+            f"{self.messages} messages ({self.bad_messages} deliberately bad)",
+            f"{self.readings} readings",
+        ]
         if self.acked is not None and self.seconds is not None:
             parts.append(f"{self.acked} acknowledged in {self.seconds:.1f}s")
         if self.recorded_to:
@@ -47,8 +49,17 @@ def mix_in(good: Iterable[Message], bad: Iterator[Message], every: int) -> Itera
 
 
 def run_simulation(
-    *, n_sensors: int, rate: float, duration: float, seed: int, speed: float, start: datetime,
-    bad_ratio: float, record: Path | None, publish_to: str | None, console: Console,
+    *,
+    n_sensors: int,
+    rate: float,
+    duration: float,
+    seed: int,
+    speed: float,
+    start: datetime,
+    bad_ratio: float,
+    record: Path | None,
+    publish_to: str | None,
+    console: Console,
 ) -> SimulationSummary:
     """Generate ``rate * duration`` good messages (plus bad ones), record and/or publish."""
     fleet = Fleet.build(n_sensors, seed=seed)
@@ -68,15 +79,23 @@ def run_simulation(
     acked = seconds = None
     if publish_to is not None:
         with Progress(
-            TextColumn("[bold]publishing"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[acked]} acked"), TimeRemainingColumn(),
-            console=console, transient=True,
+            TextColumn("[bold]publishing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[acked]} acked"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("publish", total=total, acked=0)
             stats = publish(
-                islice(stream(), total), publish_to, rate=rate * (total / n_good), qos=1,
+                islice(stream(), total),
+                publish_to,
+                rate=rate * (total / n_good),
+                qos=1,
                 progress=lambda sent, ack: bar.update(task, completed=sent, acked=ack),
             )
         acked, seconds = stats.acked, stats.elapsed
-    return SimulationSummary(total, n_bad, readings, acked, seconds,
-                             str(record) if record else None)
+    return SimulationSummary(
+        total, n_bad, readings, acked, seconds, str(record) if record else None
+    )

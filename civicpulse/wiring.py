@@ -40,8 +40,9 @@ def build_bridge(settings: Settings) -> Bridge:
             session_expiry_s=settings.mqtt_session_expiry_s,
             partitions=settings.kafka_partitions,
             replication=settings.kafka_replication,
-            limits=limits_from(settings.max_payload_bytes, settings.max_past_s,
-                               settings.max_future_s),
+            limits=limits_from(
+                settings.max_payload_bytes, settings.max_past_s, settings.max_future_s
+            ),
         )
     )
 
@@ -56,8 +57,10 @@ def build_storage_policy(settings: Settings) -> StoragePolicy:
         return timedelta(days=value) if value > 0 else None
 
     return StoragePolicy(
-        raw=days(settings.retention_raw_days), m15=days(settings.retention_15m_days),
-        hourly=days(settings.retention_hourly_days), daily=days(settings.retention_daily_days),
+        raw=days(settings.retention_raw_days),
+        m15=days(settings.retention_15m_days),
+        hourly=days(settings.retention_hourly_days),
+        daily=days(settings.retention_daily_days),
     )
 
 

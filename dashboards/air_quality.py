@@ -23,15 +23,20 @@ WITH x AS (
      GROUP BY sensor_id, metric
 )"""
 
-DAQI_NOW = _LATEST + f"""
+DAQI_NOW = (
+    _LATEST
+    + f"""
 SELECT {SITE} || ' (' || x.sensor_id || ')' AS site,
        max(dash_daqi_index(x.metric, x.conc)) AS "DAQI"
   FROM x LEFT JOIN sensor_sites loc USING (sensor_id)
  GROUP BY 1
  ORDER BY 2 DESC, 1
 """
+)
 
-DAQI_TABLE = _LATEST + f"""
+DAQI_TABLE = (
+    _LATEST
+    + f"""
 SELECT {SITE} AS site, x.sensor_id AS sensor,
        max(dash_daqi_index(x.metric, x.conc)) AS "DAQI",
        dash_daqi_band(max(dash_daqi_index(x.metric, x.conc))) AS band,
@@ -44,6 +49,7 @@ SELECT {SITE} AS site, x.sensor_id AS sensor,
  GROUP BY 1, 2
  ORDER BY 3 DESC, 1
 """
+)
 
 # Hourly: PM 24 h running mean, O3 8 h running mean, NO2 and SO2 the hour's mean.
 DAQI_HOURLY = f"""
@@ -120,40 +126,87 @@ SELECT {SITE} AS site, x.sensor_id AS sensor,
 def build() -> dashboard.Dashboard:
     """The Air quality dashboard."""
     daqi = [
-        p.bargauge_panel("DAQI now", "Overall Daily Air Quality Index per site: the highest "
-                         "pollutant index, each averaged as DEFRA does (PM 24 h, O3 8 h, NO2 "
-                         "1 h, SO2 15 min) up to the end of the time range.", DAQI_NOW,
-                         colours=DAQI_COLOURS, maximum=10, w=10, h=9),
-        p.table_panel("DAQI now by pollutant", "Index of each pollutant per site and the band "
-                      "(Low 1-3, Moderate 4-6, High 7-9, Very High 10).", DAQI_TABLE,
-                      colour_by=DAQI_COLOURS, w=14, h=9),
-        p.timeseries_panel("DAQI over time", "Hourly overall index per site (running means "
-                           "as DEFRA; data capture not applied here).", DAQI_HOURLY,
-                           limits=[(7, "red"), (10, "purple")], w=24),
+        p.bargauge_panel(
+            "DAQI now",
+            "Overall Daily Air Quality Index per site: the highest "
+            "pollutant index, each averaged as DEFRA does (PM 24 h, O3 8 h, NO2 "
+            "1 h, SO2 15 min) up to the end of the time range.",
+            DAQI_NOW,
+            colours=DAQI_COLOURS,
+            maximum=10,
+            w=10,
+            h=9,
+        ),
+        p.table_panel(
+            "DAQI now by pollutant",
+            "Index of each pollutant per site and the band "
+            "(Low 1-3, Moderate 4-6, High 7-9, Very High 10).",
+            DAQI_TABLE,
+            colour_by=DAQI_COLOURS,
+            w=14,
+            h=9,
+        ),
+        p.timeseries_panel(
+            "DAQI over time",
+            "Hourly overall index per site (running means "
+            "as DEFRA; data capture not applied here).",
+            DAQI_HOURLY,
+            limits=[(7, "red"), (10, "purple")],
+            w=24,
+        ),
     ]
     pollutants = [
-        p.timeseries_panel("NO2, hourly mean", "UK limit: 200 µg/m³ hourly mean (no more "
-                           "than 18 hours a year); annual mean limit 40 µg/m³.",
-                           trend("no2", "1h"), unit="conµgm3", limits=[(40, "orange"),
-                                                                       (200, "red")]),
-        p.timeseries_panel("PM10, daily mean", "UK limit: 50 µg/m³ daily mean (no more than "
-                           "35 days a year); annual mean limit 40 µg/m³.", trend("pm10", "1d"),
-                           unit="conµgm3", limits=[(40, "orange"), (50, "red")], bars=True),
-        p.timeseries_panel("PM2.5, daily mean", "UK annual mean limit 25 µg/m³; England's "
-                           "2040 target 10 µg/m³ (annual mean).", trend("pm2_5", "1d"),
-                           unit="conµgm3", limits=[(10, "orange"), (25, "red")], bars=True),
-        p.timeseries_panel("O3, hourly mean", "WHO 2021 guideline 100 µg/m³ (8-hour mean).",
-                           trend("o3", "1h"), unit="conµgm3", limits=[(100, "red")]),
+        p.timeseries_panel(
+            "NO2, hourly mean",
+            "UK limit: 200 µg/m³ hourly mean (no more "
+            "than 18 hours a year); annual mean limit 40 µg/m³.",
+            trend("no2", "1h"),
+            unit="conµgm3",
+            limits=[(40, "orange"), (200, "red")],
+        ),
+        p.timeseries_panel(
+            "PM10, daily mean",
+            "UK limit: 50 µg/m³ daily mean (no more than "
+            "35 days a year); annual mean limit 40 µg/m³.",
+            trend("pm10", "1d"),
+            unit="conµgm3",
+            limits=[(40, "orange"), (50, "red")],
+            bars=True,
+        ),
+        p.timeseries_panel(
+            "PM2.5, daily mean",
+            "UK annual mean limit 25 µg/m³; England's 2040 target 10 µg/m³ (annual mean).",
+            trend("pm2_5", "1d"),
+            unit="conµgm3",
+            limits=[(10, "orange"), (25, "red")],
+            bars=True,
+        ),
+        p.timeseries_panel(
+            "O3, hourly mean",
+            "WHO 2021 guideline 100 µg/m³ (8-hour mean).",
+            trend("o3", "1h"),
+            unit="conµgm3",
+            limits=[(100, "red")],
+        ),
     ]
     compliance = [
-        p.table_panel("Exceedances this year", "Hours with an NO2 hourly mean over 200 µg/m³ "
-                      "and days with a PM10 daily mean over 50 µg/m³ since 1 January (DEFRA "
-                      "data capture: 75 % of samples per hour, 18 hours per day).",
-                      EXCEEDANCES, w=24, h=8),
+        p.table_panel(
+            "Exceedances this year",
+            "Hours with an NO2 hourly mean over 200 µg/m³ "
+            "and days with a PM10 daily mean over 50 µg/m³ since 1 January (DEFRA "
+            "data capture: 75 % of samples per hour, 18 hours per day).",
+            EXCEEDANCES,
+            w=24,
+            h=8,
+        ),
     ]
     return p.build_dashboard(
-        UID, "civicpulse · Air quality",
+        UID,
+        "civicpulse · Air quality",
         "UK Daily Air Quality Index per site, pollutant trends against legal limits, "
-        "exceedances year to date.", ["air-quality"], p.standard_variables(KIND),
-        [("Daily Air Quality Index", daqi), ("Pollutants", pollutants),
-         ("Compliance", compliance)], "now-24h")
+        "exceedances year to date.",
+        ["air-quality"],
+        p.standard_variables(KIND),
+        [("Daily Air Quality Index", daqi), ("Pollutants", pollutants), ("Compliance", compliance)],
+        "now-24h",
+    )

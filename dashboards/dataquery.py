@@ -41,8 +41,11 @@ class PostgresDataquery(cogvariants.Dataquery):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         """Parse a stored target (the SDK calls this when it reads a dashboard)."""
-        return cls(str(data.get("refId", "A")), str(data.get("rawSql", "")),
-                   "time_series" if data.get("format") == "time_series" else "table")
+        return cls(
+            str(data.get("refId", "A")),
+            str(data.get("rawSql", "")),
+            "time_series" if data.get("format") == "time_series" else "table",
+        )
 
 
 class SQL(cogbuilder.Builder[PostgresDataquery]):
@@ -62,6 +65,7 @@ class SQL(cogbuilder.Builder[PostgresDataquery]):
 
 
 cogruntime.register_dataquery_variant(
-    cogruntime.DataqueryConfig(identifier=DATASOURCE_TYPE,
-                               from_json_hook=PostgresDataquery.from_json)
+    cogruntime.DataqueryConfig(
+        identifier=DATASOURCE_TYPE, from_json_hook=PostgresDataquery.from_json
+    )
 )

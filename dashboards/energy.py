@@ -40,10 +40,14 @@ WITH monthly AS (
       LEFT JOIN LATERAL dash_grid_factors(extract(year FROM d.month)::int) f ON true
 )"""
 IN_RANGE = f"k.month >= date_trunc('month', $__timeFrom()::timestamptz AT TIME ZONE {LOCAL})"
-BASELINE_JOIN = ("LEFT JOIN kwh b ON b.sensor_id = k.sensor_id"
-                 " AND b.month = make_date($baseline_year, extract(month FROM k.month)::int, 1)")
+BASELINE_JOIN = (
+    "LEFT JOIN kwh b ON b.sensor_id = k.sensor_id"
+    " AND b.month = make_date($baseline_year, extract(month FROM k.month)::int, 1)"
+)
 
-MONTHLY_TABLE = KWH + f"""
+MONTHLY_TABLE = (
+    KWH
+    + f"""
 SELECT to_char(k.month, 'YYYY-MM') AS month, {SITE} AS site, k.sensor_id AS meter,
        round(k.kwh::numeric, 1) AS "kWh",
        round((k.kwh * k.generation)::numeric, 1) AS "kg CO2e Scope 2",
@@ -57,8 +61,11 @@ SELECT to_char(k.month, 'YYYY-MM') AS month, {SITE} AS site, k.sensor_id AS mete
  WHERE {IN_RANGE}
  ORDER BY 1 DESC, 2
 """
+)
 
-CARBON_VS_BASELINE = KWH + f"""
+CARBON_VS_BASELINE = (
+    KWH
+    + f"""
 SELECT k.month AT TIME ZONE {LOCAL} AS time,
        sum(k.kwh * (k.generation + k.td_losses)) AS "kg CO2e",
        sum(b.kwh * (b.generation + b.td_losses)) AS "baseline kg CO2e ($baseline_year)"
@@ -68,17 +75,23 @@ SELECT k.month AT TIME ZONE {LOCAL} AS time,
  GROUP BY 1
  ORDER BY 1
 """
+)
 
-KWH_BY_SITE = KWH + f"""
+KWH_BY_SITE = (
+    KWH
+    + f"""
 SELECT k.month AT TIME ZONE {LOCAL} AS time, {SITE} AS metric, k.kwh AS value
   FROM kwh k LEFT JOIN sensor_sites loc ON loc.sensor_id = k.sensor_id
  WHERE {IN_RANGE}
  ORDER BY 1
 """
+)
 
 # Year to date against the same months of the baseline year, each month with its own
 # year's DESNZ factors (location-based Scope 2 + Scope 3 T&D).
-PROGRESS = KWH + f""",
+PROGRESS = (
+    KWH
+    + f""",
 to_date AS (
     SELECT sum(kwh * (generation + td_losses)) FILTER (
                WHERE month >= date_trunc('year', $__timeTo()::timestamptz AT TIME ZONE {LOCAL}))
@@ -98,6 +111,7 @@ SELECT round(current_kg::numeric) AS "kg CO2e this year",
               / nullif($target_pct, 0) * 100)::numeric, 1) AS "progress to target %"
   FROM to_date
 """
+)
 
 SOLAR_POWER = f"""
 SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric,
@@ -123,7 +137,9 @@ SELECT coalesce(loc.site, r.sensor_id) AS site, max(r.max) - min(r.min) AS "kWh 
 
 def _custom(name: str, label: str, values: list[str], default: str) -> dashboard.CustomVariable:
     return (
-        dashboard.CustomVariable(name).label(label).values(",".join(values))
+        dashboard.CustomVariable(name)
+        .label(label)
+        .values(",".join(values))
         .current(models.VariableOption(selected=True, text=default, value=default))
         .options([models.VariableOption(selected=v == default, text=v, value=v) for v in values])
     )
@@ -137,26 +153,59 @@ def build() -> dashboard.Dashboard:
         _custom("target_pct", "Target reduction %", ["25", "50", "68", "78", "100"], "50"),
     ]
     carbon = [
-        p.stat_panel("Progress to target", "Carbon this year against the same months of the "
-                     "baseline year, and how far that is towards the target reduction.",
-                     PROGRESS, unit="none", w=24, h=5, colours=[(None, "blue")]),
-        p.timeseries_panel("kg CO2e per month vs baseline", "All selected sites; DESNZ "
-                           "factors of each month's year (Scope 2 + Scope 3 T&D).",
-                           CARBON_VS_BASELINE, unit="masskg", bars=True),
-        p.timeseries_panel("Electricity per month by site", "kWh from the import register.",
-                           KWH_BY_SITE, unit="kwatth", bars=True),
-        p.table_panel("Consumption and carbon per site and month", "Each month's kWh and kg "
-                      "CO2e with the DESNZ factor year used, against the same month of the "
-                      "baseline year.", MONTHLY_TABLE, w=24, h=9),
+        p.stat_panel(
+            "Progress to target",
+            "Carbon this year against the same months of the "
+            "baseline year, and how far that is towards the target reduction.",
+            PROGRESS,
+            unit="none",
+            w=24,
+            h=5,
+            colours=[(None, "blue")],
+        ),
+        p.timeseries_panel(
+            "kg CO2e per month vs baseline",
+            "All selected sites; DESNZ factors of each month's year (Scope 2 + Scope 3 T&D).",
+            CARBON_VS_BASELINE,
+            unit="masskg",
+            bars=True,
+        ),
+        p.timeseries_panel(
+            "Electricity per month by site",
+            "kWh from the import register.",
+            KWH_BY_SITE,
+            unit="kwatth",
+            bars=True,
+        ),
+        p.table_panel(
+            "Consumption and carbon per site and month",
+            "Each month's kWh and kg "
+            "CO2e with the DESNZ factor year used, against the same month of the "
+            "baseline year.",
+            MONTHLY_TABLE,
+            w=24,
+            h=9,
+        ),
     ]
     solar = [
-        p.timeseries_panel("Solar export", "Average power exported to the grid (kW).",
-                           SOLAR_POWER, unit="kwatt"),
-        p.bargauge_panel("Solar exported this month", "kWh on the export register since "
-                         "the 1st (UK time).", SOLAR_MONTH, unit="kwatth",
-                         colours=[(None, "green")]),
+        p.timeseries_panel(
+            "Solar export", "Average power exported to the grid (kW).", SOLAR_POWER, unit="kwatt"
+        ),
+        p.bargauge_panel(
+            "Solar exported this month",
+            "kWh on the export register since the 1st (UK time).",
+            SOLAR_MONTH,
+            unit="kwatth",
+            colours=[(None, "green")],
+        ),
     ]
     return p.build_dashboard(
-        UID, "civicpulse · Energy & Net Zero", "Electricity and carbon per site and month "
+        UID,
+        "civicpulse · Energy & Net Zero",
+        "Electricity and carbon per site and month "
         "against a baseline year, solar generation, and progress to the reduction target.",
-        ["energy", "net-zero"], variables, [("Carbon", carbon), ("Solar", solar)], "now-1y")
+        ["energy", "net-zero"],
+        variables,
+        [("Carbon", carbon), ("Solar", solar)],
+        "now-1y",
+    )

@@ -85,27 +85,55 @@ SELECT $__timeGroupAlias(time, $__interval),
 def build() -> dashboard.Dashboard:
     """The Fleet health dashboard."""
     summary = [
-        p.stat_panel("Fleet", "Sensors that ever reported, reporting now, stale (silent for 3x "
-                     f"their interval) and below {LOW_BATTERY_PCT} % battery.", COUNTS, w=24,
-                     h=4, colours=[(None, "blue")]),
+        p.stat_panel(
+            "Fleet",
+            "Sensors that ever reported, reporting now, stale (silent for 3x "
+            f"their interval) and below {LOW_BATTERY_PCT} % battery.",
+            COUNTS,
+            w=24,
+            h=4,
+            colours=[(None, "blue")],
+        ),
     ]
     problems = [
-        p.table_panel("Stale sensors", "No reading for 3x the kind's expected interval.",
-                      STALE),
-        p.table_panel("Flatlined sensors", f"The same value {FLATLINE_COUNT} readings running "
-                      "(up to the end of the time range).", FLATLINED),
-        p.bargauge_panel("Lowest batteries", f"Red below {LOW_BATTERY_PCT} %.", BATTERY,
-                         unit="percent", maximum=100, colours=[
-                             (None, "red"), (LOW_BATTERY_PCT, "orange"), (30, "green")]),
-        p.timeseries_panel("Ingest lag", "Seconds from a reading's time to the bridge, and "
-                           "from the bridge to the database.", INGEST_LAG, unit="s"),
+        p.table_panel("Stale sensors", "No reading for 3x the kind's expected interval.", STALE),
+        p.table_panel(
+            "Flatlined sensors",
+            f"The same value {FLATLINE_COUNT} readings running (up to the end of the time range).",
+            FLATLINED,
+        ),
+        p.bargauge_panel(
+            "Lowest batteries",
+            f"Red below {LOW_BATTERY_PCT} %.",
+            BATTERY,
+            unit="percent",
+            maximum=100,
+            colours=[(None, "red"), (LOW_BATTERY_PCT, "orange"), (30, "green")],
+        ),
+        p.timeseries_panel(
+            "Ingest lag",
+            "Seconds from a reading's time to the bridge, and from the bridge to the database.",
+            INGEST_LAG,
+            unit="s",
+        ),
     ]
     every = [
-        p.table_panel("Last seen", "Every sensor: status (ok, warning, critical, stale), "
-                      "silence, battery and live alerts.", LAST_SEEN, w=24, h=10,
-                      colour_by=p.STATUS_COLOURS),
+        p.table_panel(
+            "Last seen",
+            "Every sensor: status (ok, warning, critical, stale), "
+            "silence, battery and live alerts.",
+            LAST_SEEN,
+            w=24,
+            h=10,
+            colour_by=p.STATUS_COLOURS,
+        ),
     ]
     return p.build_dashboard(
-        UID, "civicpulse · Fleet health", "Which sensors are silent, stuck or running flat, "
-        "and how fresh the data is.", ["fleet", "health"], p.standard_variables(None),
-        [("Summary", summary), ("Problems", problems), ("All sensors", every)], "now-24h")
+        UID,
+        "civicpulse · Fleet health",
+        "Which sensors are silent, stuck or running flat, and how fresh the data is.",
+        ["fleet", "health"],
+        p.standard_variables(None),
+        [("Summary", summary), ("Problems", problems), ("All sensors", every)],
+        "now-24h",
+    )

@@ -29,16 +29,26 @@ class Datasource:
     def model(self) -> dict[str, Any]:
         """The datasource as Grafana's API takes it (same uid the dashboards use)."""
         return {
-            "name": "civicpulse", "uid": DATASOURCE_UID, "type": DATASOURCE_TYPE,
-            "access": "proxy", "url": self.host, "user": READER_ROLE, "isDefault": False,
-            "jsonData": {"database": self.database, "sslmode": self.sslmode,
-                         "postgresVersion": 1500, "timescaledb": True},
+            "name": "civicpulse",
+            "uid": DATASOURCE_UID,
+            "type": DATASOURCE_TYPE,
+            "access": "proxy",
+            "url": self.host,
+            "user": READER_ROLE,
+            "isDefault": False,
+            "jsonData": {
+                "database": self.database,
+                "sslmode": self.sslmode,
+                "postgresVersion": 1500,
+                "timescaledb": True,
+            },
             "secureJsonData": {"password": self.password},
         }
 
 
-def push(api: GrafanaApi, datasource: Datasource | None = None,
-         folder_uid: str = FOLDER_UID) -> list[str]:
+def push(
+    api: GrafanaApi, datasource: Datasource | None = None, folder_uid: str = FOLDER_UID
+) -> list[str]:
     """Create the folder (and datasource) if missing, then create or overwrite each dashboard."""
     folders: Any = api.folder  # grafana-client's element classes are untyped
     sources: Any = api.datasource
@@ -59,10 +69,14 @@ def push(api: GrafanaApi, datasource: Datasource | None = None,
             sources.create_datasource(datasource.model())
     pushed = []
     for uid, board in render_all().items():
-        boards.update_dashboard({
-            "dashboard": board, "folderUid": folder_uid, "overwrite": True,
-            "message": "civicpulse dashboards push",
-        })
+        boards.update_dashboard(
+            {
+                "dashboard": board,
+                "folderUid": folder_uid,
+                "overwrite": True,
+                "message": "civicpulse dashboards push",
+            }
+        )
         pushed.append(uid)
     return pushed
 
@@ -74,8 +88,11 @@ def grant_reader(conninfo: str, password: str | None) -> int:
     """
     with psycopg.connect(conninfo, autocommit=True) as conn:
         if password:
-            conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(READER_ROLE), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(READER_ROLE), sql.Literal(password)
+                )
+            )
         row = conn.execute("SELECT civicpulse_grant_reader()").fetchone()
     return int(row[0]) if row else 0
 
@@ -85,13 +102,16 @@ def import_locations(conninfo: str, rows: list[dict[str, str]]) -> int:
     values = []
     for n, row in enumerate(rows, start=2):  # line 1 is the header
         try:
-            values.append((row["sensor_id"].strip(), float(row["latitude"]),
-                           float(row["longitude"])))
+            values.append(
+                (row["sensor_id"].strip(), float(row["latitude"]), float(row["longitude"]))
+            )
         except (KeyError, ValueError, AttributeError) as exc:
             raise ValueError(f"line {n}: need sensor_id, latitude, longitude ({exc})") from exc
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO sensor_locations (sensor_id, latitude, longitude) VALUES (%s, %s, %s)"
             " ON CONFLICT (sensor_id) DO UPDATE SET latitude = EXCLUDED.latitude,"
-            " longitude = EXCLUDED.longitude, updated_at = now()", values)
+            " longitude = EXCLUDED.longitude, updated_at = now()",
+            values,
+        )
     return len(values)

@@ -10,8 +10,16 @@ from datetime import UTC, datetime, timedelta
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^\)]*)\)")
 _DATE_UNIT = re.compile(r"^(\d+)([dwMy])$")  # gtime.ParseInterval's calendar units
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                    "m": 60.0, "h": 3600.0}
+_GO_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 class MacroError(ValueError):
@@ -51,8 +59,14 @@ def go_float(value: float) -> str:
 def format_interval(interval: timedelta) -> str:
     """gtime.FormatInterval: the largest whole unit (y, d, h, m, s, ms), else ``1ms``."""
     ms = interval // timedelta(milliseconds=1)
-    for unit, size in (("y", 365 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
-                       ("m", 60_000), ("s", 1000), ("ms", 1)):
+    for unit, size in (
+        ("y", 365 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ):
         if ms >= size:
             return f"{ms // size}{unit}"
     return "1ms"
@@ -165,7 +179,7 @@ def expand(sql: str, ctx: QueryContext) -> str:
         # Grafana looks at the FIRST occurrence of the same text, followed by a comma.
         if name == "__timeGroup":
             index = original.find(whole)
-            if index >= 0 and original[index + len(whole):index + len(whole) + 1] == ",":
+            if index >= 0 and original[index + len(whole) : index + len(whole) + 1] == ",":
                 name = "__timeGroupAlias"
         # Go's strings.Split("", ",") is [""]: an empty call still has one (empty) argument.
         args = [a.strip(" ") for a in match.group(2).split(",")]

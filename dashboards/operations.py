@@ -113,40 +113,96 @@ SELECT reason, count(*) AS messages, max(received_at) AS "latest",
 def build() -> dashboard.Dashboard:
     """The Operations dashboard."""
     alerts = [
-        p.stat_panel("Alerts by severity", "Live (open or acknowledged) alerts by severity.",
-                     OPEN_COUNTS, w=6, h=8, colours=[(None, "green"), (1, "orange")]),
-        p.table_panel("Open alerts", "Every live alert, worst first: what is wrong, where and "
-                      "since when. Acknowledge with `civicpulse alerts ack`.", OPEN_ALERTS, w=18,
-                      h=8),
+        p.stat_panel(
+            "Alerts by severity",
+            "Live (open or acknowledged) alerts by severity.",
+            OPEN_COUNTS,
+            w=6,
+            h=8,
+            colours=[(None, "green"), (1, "orange")],
+        ),
+        p.table_panel(
+            "Open alerts",
+            "Every live alert, worst first: what is wrong, where and "
+            "since when. Acknowledge with `civicpulse alerts ack`.",
+            OPEN_ALERTS,
+            w=18,
+            h=8,
+        ),
         p.state_timeline_panel(
-            "Alert timeline", "Alert episodes in the time range, one row per sensor and rule.",
-            TIMELINE, colours=SEVERITY_COLOURS,
-            mappings=p.value_text({0: ("clear", "transparent"), 1: ("info", "blue"),
-                                   2: ("warning", "orange"), 3: ("critical", "red")})),
-        p.table_panel("Alert notifications not delivered", "Webhook notifications waiting "
-                      "for `civicpulse alerts deliver`, and those given up on after the last "
-                      "retry (with the receiver's error).", UNDELIVERED, w=24, h=6),
+            "Alert timeline",
+            "Alert episodes in the time range, one row per sensor and rule.",
+            TIMELINE,
+            colours=SEVERITY_COLOURS,
+            mappings=p.value_text(
+                {
+                    0: ("clear", "transparent"),
+                    1: ("info", "blue"),
+                    2: ("warning", "orange"),
+                    3: ("critical", "red"),
+                }
+            ),
+        ),
+        p.table_panel(
+            "Alert notifications not delivered",
+            "Webhook notifications waiting "
+            "for `civicpulse alerts deliver`, and those given up on after the last "
+            "retry (with the receiver's error).",
+            UNDELIVERED,
+            w=24,
+            h=6,
+        ),
     ]
     sensors = [
-        p.geomap_panel("Sensors by status", "Each sensor with a position (sensor_locations), "
-                       "coloured green ok, yellow warning, red critical alert, purple stale.",
-                       SENSOR_MAP, colour_field="status_level", colours=p.STATUS_COLOURS,
-                       w=16, h=12),
-        p.bargauge_panel("Sensors per status", "How many sensors are ok, alerting or stale.",
-                         BY_STATUS, w=8, h=12, colours=[(None, "blue")]),
+        p.geomap_panel(
+            "Sensors by status",
+            "Each sensor with a position (sensor_locations), "
+            "coloured green ok, yellow warning, red critical alert, purple stale.",
+            SENSOR_MAP,
+            colour_field="status_level",
+            colours=p.STATUS_COLOURS,
+            w=16,
+            h=12,
+        ),
+        p.bargauge_panel(
+            "Sensors per status",
+            "How many sensors are ok, alerting or stale.",
+            BY_STATUS,
+            w=8,
+            h=12,
+            colours=[(None, "blue")],
+        ),
     ]
     flow = [
-        p.timeseries_panel("Messages and readings per second", "Device messages stored per "
-                           "second by kind, and the canonical readings they carried (one per "
-                           "metric), from readings_1m.", READING_RATE, unit="reqps"),
-        p.timeseries_panel("Dead letters per minute", "Rejected messages by reason (all "
-                           "councils: a bad message may not name a valid one).",
-                           DEAD_LETTER_RATE, unit="short", bars=True),
-        p.table_panel("Dead letters by reason", "What was rejected in the time range, and the "
-                      "latest example of each reason.", DEAD_LETTER_REASONS, w=24, h=7),
+        p.timeseries_panel(
+            "Messages and readings per second",
+            "Device messages stored per "
+            "second by kind, and the canonical readings they carried (one per "
+            "metric), from readings_1m.",
+            READING_RATE,
+            unit="reqps",
+        ),
+        p.timeseries_panel(
+            "Dead letters per minute",
+            "Rejected messages by reason (all councils: a bad message may not name a valid one).",
+            DEAD_LETTER_RATE,
+            unit="short",
+            bars=True,
+        ),
+        p.table_panel(
+            "Dead letters by reason",
+            "What was rejected in the time range, and the latest example of each reason.",
+            DEAD_LETTER_REASONS,
+            w=24,
+            h=7,
+        ),
     ]
     return p.build_dashboard(
-        UID, "civicpulse · Operations",
+        UID,
+        "civicpulse · Operations",
         "What needs attention now: live alerts, sensors by status, the flow of readings.",
-        ["operations"], p.standard_variables(None),
-        [("Alerts", alerts), ("Sensors", sensors), ("Message flow", flow)], "now-6h")
+        ["operations"],
+        p.standard_variables(None),
+        [("Alerts", alerts), ("Sensors", sensors), ("Message flow", flow)],
+        "now-6h",
+    )

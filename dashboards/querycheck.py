@@ -46,9 +46,15 @@ def panel_queries(board: Mapping[str, Any]) -> Iterator[PanelQuery]:
         for inner in [panel, *panel.get("panels", [])]:
             for target in inner.get("targets", []):
                 if "rawSql" in target:
-                    yield PanelQuery(board["uid"], inner["id"], inner.get("title", ""),
-                                     inner["type"], target["refId"], target["rawSql"],
-                                     target.get("format", "table"))
+                    yield PanelQuery(
+                        board["uid"],
+                        inner["id"],
+                        inner.get("title", ""),
+                        inner["type"],
+                        target["refId"],
+                        target["rawSql"],
+                        target.get("format", "table"),
+                    )
 
 
 def variables(board: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -74,8 +80,11 @@ def run(conn: psycopg.Connection, sql: str, *, role: str | None = READER_ROLE) -
 
 
 def resolve_variables(
-    conn: psycopg.Connection, board: Mapping[str, Any], ctx: macros.QueryContext,
-    fixed: Mapping[str, str | Sequence[str]] | None = None, role: str | None = READER_ROLE,
+    conn: psycopg.Connection,
+    board: Mapping[str, Any],
+    ctx: macros.QueryContext,
+    fixed: Mapping[str, str | Sequence[str]] | None = None,
+    role: str | None = READER_ROLE,
 ) -> dict[str, str | Sequence[str]]:
     """Each variable's "All" (every value its query returns), constants from ``fixed``."""
     values: dict[str, str | Sequence[str]] = dict(fixed or {})
@@ -93,8 +102,12 @@ def resolve_variables(
     return values
 
 
-def expand(sql: str, values: Mapping[str, str | Sequence[str]], multi: frozenset[str],
-           ctx: macros.QueryContext) -> str:
+def expand(
+    sql: str,
+    values: Mapping[str, str | Sequence[str]],
+    multi: frozenset[str],
+    ctx: macros.QueryContext,
+) -> str:
     """Template variables first (Grafana's frontend), then the backend's macros."""
     return macros.expand(templating.interpolate(sql, values, multi), ctx)
 

@@ -75,28 +75,58 @@ SELECT severity, state, sensor_id AS bin, site, opened_at AS since, resolved_at 
 def build() -> dashboard.Dashboard:
     """The Waste dashboard."""
     now = [
-        p.geomap_panel("Bins by fill", "Latest fill level of each located bin: green < 50 %, "
-                       f"yellow, orange ≥ {THRESHOLD_PCT} % (collect), red ≥ 95 %.", BIN_MAP,
-                       colour_field="fill %", colours=FILL_COLOURS, w=14, h=13),
-        p.table_panel("Due today and tomorrow", "Bins at or forecast to reach their "
-                      "threshold (sensor_sites, default 80 %) by the end of tomorrow, UK "
-                      "time, from the latest bin forecasts (`civicpulse waste forecast`).",
-                      DUE, w=10, h=13),
+        p.geomap_panel(
+            "Bins by fill",
+            "Latest fill level of each located bin: green < 50 %, "
+            f"yellow, orange ≥ {THRESHOLD_PCT} % (collect), red ≥ 95 %.",
+            BIN_MAP,
+            colour_field="fill %",
+            colours=FILL_COLOURS,
+            w=14,
+            h=13,
+        ),
+        p.table_panel(
+            "Due today and tomorrow",
+            "Bins at or forecast to reach their "
+            "threshold (sensor_sites, default 80 %) by the end of tomorrow, UK "
+            "time, from the latest bin forecasts (`civicpulse waste forecast`).",
+            DUE,
+            w=10,
+            h=13,
+        ),
     ]
     trends = [
-        p.timeseries_panel("Fill level", "Highest fill per bin and interval; the line is the "
-                           "collection threshold.", FILL_TREND, unit="percent",
-                           limits=[(THRESHOLD_PCT, "orange")]),
-        p.timeseries_panel("Bin temperature (fire watch)", "Highest temperature per bin; fire "
-                           "risk at 60 °C or a fast rise.", TEMPERATURE, unit="celsius",
-                           limits=[(60, "red")]),
+        p.timeseries_panel(
+            "Fill level",
+            "Highest fill per bin and interval; the line is the collection threshold.",
+            FILL_TREND,
+            unit="percent",
+            limits=[(THRESHOLD_PCT, "orange")],
+        ),
+        p.timeseries_panel(
+            "Bin temperature (fire watch)",
+            "Highest temperature per bin; fire risk at 60 °C or a fast rise.",
+            TEMPERATURE,
+            unit="celsius",
+            limits=[(60, "red")],
+        ),
     ]
     fire = [
-        p.table_panel("Fire alerts", "Live fire-risk alerts and those resolved in the time "
-                      "range (critical: sent to the on-call contact point).", FIRE_ALERTS,
-                      w=24, h=7),
+        p.table_panel(
+            "Fire alerts",
+            "Live fire-risk alerts and those resolved in the time "
+            "range (critical: sent to the on-call contact point).",
+            FIRE_ALERTS,
+            w=24,
+            h=7,
+        ),
     ]
     return p.build_dashboard(
-        UID, "civicpulse · Waste", "Where the full bins are, what to collect today and "
-        "tomorrow, fill trends and fire risk.", ["waste"], p.standard_variables(KIND),
-        [("Collections", now), ("Trends", trends), ("Fire", fire)], "now-24h")
+        UID,
+        "civicpulse · Waste",
+        "Where the full bins are, what to collect today and tomorrow, fill trends and fire risk.",
+        ["waste"],
+        p.standard_variables(KIND),
+        [("Collections", now), ("Trends", trends), ("Fire", fire)],
+        "now-24h",
+    )

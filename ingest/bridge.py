@@ -132,26 +132,42 @@ class Bridge:
         """Connect to Kafka and MQTT and bridge until :meth:`stop` (or SIGTERM/SIGINT)."""
         c = self._config
         ensure_topics(
-            c.kafka_bootstrap, c.readings_topic, c.deadletter_topic,
-            partitions=c.partitions, replication=c.replication,
+            c.kafka_bootstrap,
+            c.readings_topic,
+            c.deadletter_topic,
+            partitions=c.partitions,
+            replication=c.replication,
         )
         self._producer = self._make_producer()
         props = self._connect_properties()
         log.info(
             "bridge %s: MQTT %s:%d ($share/%s/%s) → Kafka %s (%s, dead letters %s)",
-            c.client_id, self._endpoint.host, self._endpoint.port, c.share_group,
-            SUBSCRIPTION_FILTER, c.kafka_bootstrap, c.readings_topic, c.deadletter_topic,
+            c.client_id,
+            self._endpoint.host,
+            self._endpoint.port,
+            c.share_group,
+            SUBSCRIPTION_FILTER,
+            c.kafka_bootstrap,
+            c.readings_topic,
+            c.deadletter_topic,
         )
         while not self._stopping.is_set():
             try:
                 self._client.connect(
-                    self._endpoint.host, self._endpoint.port, keepalive=30,
-                    clean_start=False, properties=props,
+                    self._endpoint.host,
+                    self._endpoint.port,
+                    keepalive=30,
+                    clean_start=False,
+                    properties=props,
                 )
                 self._client.loop_forever(retry_first_connection=True)
             except OSError as exc:
-                log.warning("MQTT broker %s:%d unreachable: %s; retrying",
-                            self._endpoint.host, self._endpoint.port, exc)
+                log.warning(
+                    "MQTT broker %s:%d unreachable: %s; retrying",
+                    self._endpoint.host,
+                    self._endpoint.port,
+                    exc,
+                )
             if not self._stopping.is_set():
                 time.sleep(1.0)
         self._shutdown()
@@ -174,8 +190,13 @@ class Bridge:
         c = self._config
         self._retiring = True
         self._producer = self._make_producer()
-        self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30,
-                             clean_start=False, properties=self._connect_properties())
+        self._client.connect(
+            self._endpoint.host,
+            self._endpoint.port,
+            keepalive=30,
+            clean_start=False,
+            properties=self._connect_properties(),
+        )
         deadline = time.monotonic() + timeout_s
         self._last_activity = time.monotonic()
         while True:
@@ -195,8 +216,11 @@ class Bridge:
         self._client.disconnect(properties=bye)
         self._client.loop(timeout=0.5)
         self._shutdown()
-        log.info("bridge %s retired: drained %d messages, session deleted",
-                 c.client_id, self.stats.messages)
+        log.info(
+            "bridge %s retired: drained %d messages, session deleted",
+            c.client_id,
+            self.stats.messages,
+        )
         return self.stats.messages
 
     def stop(self) -> None:
@@ -229,8 +253,9 @@ class Bridge:
             log.info("retiring: unsubscribed from %s, draining the session", topic)
             return
         client.subscribe(topic, options=SubscribeOptions(qos=1))
-        log.info("MQTT connected (session present: %s), subscribed to %s",
-                 _f.session_present, topic)
+        log.info(
+            "MQTT connected (session present: %s), subscribed to %s", _f.session_present, topic
+        )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not self._stopping.is_set():
@@ -251,8 +276,9 @@ class Bridge:
         except Exception as exc:  # a decoder bug must not lose the message: dead-letter it
             log.exception("decoder failed on a message on %r; dead-lettering it", topic)
             detail = f"{type(exc).__name__}: {exc}"
-            return Routed([], DeadLetter(RejectReason.INTERNAL_ERROR.value, detail, payload, topic,
-                                        received))
+            return Routed(
+                [], DeadLetter(RejectReason.INTERNAL_ERROR.value, detail, payload, topic, received)
+            )
 
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
         assert self._producer is not None
@@ -268,8 +294,10 @@ class Bridge:
             value, headers = letter.to_kafka(DEADLETTER_MAX_VALUE_BYTES)
             futures = [
                 self._producer.send(
-                    self._config.deadletter_topic, key=topic.encode("utf-8", "replace"),
-                    value=value, headers=headers,
+                    self._config.deadletter_topic,
+                    key=topic.encode("utf-8", "replace"),
+                    value=value,
+                    headers=headers,
                 )
             ]
         else:
@@ -323,7 +351,11 @@ class Bridge:
         s = self.stats
         log.info(
             "bridge: %d messages, %d readings, %d acked, rejected %s, kafka failures %d",
-            s.messages, s.readings, s.acked, dict(s.rejected) or "none", s.kafka_failures,
+            s.messages,
+            s.readings,
+            s.acked,
+            dict(s.rejected) or "none",
+            s.kafka_failures,
         )
 
 

@@ -57,9 +57,17 @@ def impossible_value_signals(
             address = parse_topic(topic)
         except RejectedPayload:
             continue  # a bad topic names no sensor; the dead letter itself is the record
-        out.append(Signal(address.sensor_id, address.council, address.kind,
-                          "sensor_impossible_value", True, received_at,
-                          details={"detail": detail[:300], "dead_letter_id": letter_id}))
+        out.append(
+            Signal(
+                address.sensor_id,
+                address.council,
+                address.kind,
+                "sensor_impossible_value",
+                True,
+                received_at,
+                details={"detail": detail[:300], "dead_letter_id": letter_id},
+            )
+        )
     return out
 
 
@@ -71,7 +79,8 @@ class Detection:
     """
 
     def __init__(
-        self, thresholds: Thresholds | None = None,
+        self,
+        thresholds: Thresholds | None = None,
         detectors: Sequence[Detector] | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
@@ -84,14 +93,17 @@ class Detection:
         text = Path(path).read_text(encoding="utf-8")
         return cls(parse_thresholds(text, source=str(path)))
 
-    def on_inserted(self, cur: psycopg.Cursor[Any], readings: list[Reading], now: datetime,
-                    ) -> list[Alert]:
+    def on_inserted(
+        self,
+        cur: psycopg.Cursor[Any],
+        readings: list[Reading],
+        now: datetime,
+    ) -> list[Alert]:
         """Detect on the batch's newly inserted readings and save state and alerts."""
         db.lock_shared(cur)
         sensors = sorted({r.sensor_id for r in readings})
         states = db.load_states(cur, sensors)
-        new_states, signals = run_detectors(self.detectors, states, readings,
-                                           self.thresholds, now)
+        new_states, signals = run_detectors(self.detectors, states, readings, self.thresholds, now)
         db.save_states(cur, new_states)
         self.stats.readings += len(readings)
         return self._apply(cur, signals)
@@ -129,8 +141,7 @@ class Detection:
         return saved
 
     @staticmethod
-    def _notify(cur: psycopg.Cursor[Any],
-                steps: list[tuple[Alert, Alert | None, Alert]]) -> None:
+    def _notify(cur: psycopg.Cursor[Any], steps: list[tuple[Alert, Alert | None, Alert]]) -> None:
         """Queue webhook notifications for the transitions worth one (same transaction).
 
         Each step is (the saved episode, before, after); the payload is the alert as it was

@@ -93,7 +93,9 @@ class ReadingPipeline:
                 self.stats.store_retries += 1
                 log.warning(
                     "database unavailable, holding %d readings and retrying in %.1fs: %s",
-                    len(readings), delay, exc,
+                    len(readings),
+                    delay,
+                    exc,
                 )
                 self._sleep(delay)
                 delay = min(delay * 2, self._max_backoff_s)

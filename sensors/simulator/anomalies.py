@@ -37,8 +37,11 @@ ANOMALIES: dict[str, tuple[str, int, tuple[str, ...], float]] = {
     "spike": ("energy_meter", 1, ("energy_spike",), 1.0),
     "register_reset": ("energy_meter", 1, ("energy_register_reset",), 1.0),
 }
-_IMPOSSIBLE = {"air_quality": ("pm2_5", 5000.0), "waste_bin": ("fill_level", 250.0),
-               "energy_meter": ("power", 5e7)}
+_IMPOSSIBLE = {
+    "air_quality": ("pm2_5", 5000.0),
+    "waste_bin": ("fill_level", 250.0),
+    "energy_meter": ("power", 5e7),
+}
 _SLOT_H = {"air_quality": 8.0, "waste_bin": 24.0, "energy_meter": 24.0}
 _WARMUP_SLOTS = {"air_quality": 1, "waste_bin": 2, "energy_meter": 2}
 _PREFIX = {"air_quality": "aq", "waste_bin": "bin", "energy_meter": "em"}
@@ -50,15 +53,33 @@ class ScenarioSpec:
 
     seed: int = 1
     start: datetime = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, GMT
-    sensors: dict[str, int] = field(default_factory=lambda: {
-        "air_quality": 11, "waste_bin": 16, "energy_meter": 14})
-    days: dict[str, int] = field(default_factory=lambda: {
-        "air_quality": 4, "waste_bin": 9, "energy_meter": 9})
-    counts: dict[str, int] = field(default_factory=lambda: {
-        "pm_episode": 5, "no2_high": 8, "no2_very_high": 8, "flatline": 20, "statistical": 20,
-        "stale": 10, "impossible": 10, "fire": 10, "fire_flag": 10, "tilt": 20,
-        "low_battery": 15, "fill_drop": 12, "bin_stale": 10, "bin_impossible": 10,
-        "register_reset": 14, "out_of_hours": 25, "spike": 25})
+    sensors: dict[str, int] = field(
+        default_factory=lambda: {"air_quality": 11, "waste_bin": 16, "energy_meter": 14}
+    )
+    days: dict[str, int] = field(
+        default_factory=lambda: {"air_quality": 4, "waste_bin": 9, "energy_meter": 9}
+    )
+    counts: dict[str, int] = field(
+        default_factory=lambda: {
+            "pm_episode": 5,
+            "no2_high": 8,
+            "no2_very_high": 8,
+            "flatline": 20,
+            "statistical": 20,
+            "stale": 10,
+            "impossible": 10,
+            "fire": 10,
+            "fire_flag": 10,
+            "tilt": 20,
+            "low_battery": 15,
+            "fill_drop": 12,
+            "bin_stale": 10,
+            "bin_impossible": 10,
+            "register_reset": 14,
+            "out_of_hours": 25,
+            "spike": 25,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +122,9 @@ def _eligible(kind: str, anomaly: str, slot_start: float, spec: ScenarioSpec) ->
     return anomaly != "fill_drop"  # placed by _place_fill_drop instead
 
 
-def _plan(spec: ScenarioSpec, ids: dict[str, list[str]], rng: random.Random,
-          bins: dict[str, BinModel]) -> list[Injection]:
+def _plan(
+    spec: ScenarioSpec, ids: dict[str, list[str]], rng: random.Random, bins: dict[str, BinModel]
+) -> list[Injection]:
     t0 = spec.start.timestamp()
     free: dict[str, list[int]] = {}
     for kind, sensors in ids.items():
@@ -120,10 +142,14 @@ def _plan(spec: ScenarioSpec, ids: dict[str, list[str]], rng: random.Random,
                 if inj is not None:
                     plans.append(inj)
                 continue
-            options = [(sid, s) for sid in ids[kind] for s in free[sid]
-                       if all(s + k in free[sid] for k in range(need))
-                       and (sid, anomaly) not in once
-                       and _eligible(kind, anomaly, t0 + s * slot_s, spec)]
+            options = [
+                (sid, s)
+                for sid in ids[kind]
+                for s in free[sid]
+                if all(s + k in free[sid] for k in range(need))
+                and (sid, anomaly) not in once
+                and _eligible(kind, anomaly, t0 + s * slot_s, spec)
+            ]
             if not options:
                 raise ValueError(f"no room for another {anomaly!r}: enlarge the scenario")
             sid, s = options[rng.randrange(len(options))]
@@ -146,8 +172,13 @@ def _offset(anomaly: str, rng: random.Random) -> float:
     return rng.uniform(1.0, 2.0) * H
 
 
-def _place_fill_drop(spec: ScenarioSpec, sensors: list[str], free: dict[str, list[int]],
-                     bins: dict[str, BinModel], rng: random.Random) -> Injection | None:
+def _place_fill_drop(
+    spec: ScenarioSpec,
+    sensors: list[str],
+    free: dict[str, list[int]],
+    bins: dict[str, BinModel],
+    rng: random.Random,
+) -> Injection | None:
     t0 = spec.start.timestamp()
     for _ in range(200):
         sid = sensors[rng.randrange(len(sensors))]
@@ -157,8 +188,12 @@ def _place_fill_drop(spec: ScenarioSpec, sensors: list[str], free: dict[str, lis
         t = a + rng.uniform(0.3, 0.7) * (b - a)
         slot = int((t - t0) // (_SLOT_H["waste_bin"] * H))
         end_slot = int((b - t0) // (_SLOT_H["waste_bin"] * H))
-        if t > t0 + spec.days["waste_bin"] * 86400 - 6 * H or model.fill(t) < 30.0 \
-                or b - a > 80 * H or not all(s in free[sid] for s in range(slot, end_slot + 1)):
+        if (
+            t > t0 + spec.days["waste_bin"] * 86400 - 6 * H
+            or model.fill(t) < 30.0
+            or b - a > 80 * H
+            or not all(s in free[sid] for s in range(slot, end_slot + 1))
+        ):
             continue
         for s in range(slot, end_slot + 1):
             free[sid].remove(s)
@@ -166,8 +201,14 @@ def _place_fill_drop(spec: ScenarioSpec, sensors: list[str], free: dict[str, lis
     return None
 
 
-def _apply(inj: Injection, t: float, v: dict[str, float | bool], memo: dict[str, float],
-           interval: float, base_w: float) -> None:
+def _apply(
+    inj: Injection,
+    t: float,
+    v: dict[str, float | bool],
+    memo: dict[str, float],
+    interval: float,
+    base_w: float,
+) -> None:
     """Mutate ``v`` (the sensor's values at ``t``) for an injection active at ``t``."""
     a, k = inj.anomaly, round((t - inj.start) / interval)
     if a == "pm_episode":
@@ -216,8 +257,9 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
             if kind == "air_quality":
                 models[sid] = AirModel(AirParams.draw(r), "aberdeen", r)
             elif kind == "waste_bin":
-                models[sid] = bins[sid] = BinModel(BinParams.draw(r), "aberdeen", r, sid,
-                                                   spec.start)
+                models[sid] = bins[sid] = BinModel(
+                    BinParams.draw(r), "aberdeen", r, sid, spec.start
+                )
             else:
                 models[sid] = MeterModel(MeterParams.draw(r), r)
     plans = _plan(spec, ids, rng, bins)
@@ -229,22 +271,44 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
     for kind, sensors in ids.items():
         interval = float(KINDS[kind].expected_interval_s)
         for sid in sensors:
-            msgs = _emit(sid, kind, models[sid], by_sensor.get(sid, []), t0,
-                         spec.days[kind] * 86400.0, interval, rng.uniform(0, interval), labels)
+            msgs = _emit(
+                sid,
+                kind,
+                models[sid],
+                by_sensor.get(sid, []),
+                t0,
+                spec.days[kind] * 86400.0,
+                interval,
+                rng.uniform(0, interval),
+                labels,
+            )
             messages.extend(msgs)
     messages.sort(key=lambda m: (m.t, m.sensor_id))
     for lb in derived_labels(messages, ids):
-        twin = [x for x in labels if (x.sensor_id, x.rule) == (lb.sensor_id, lb.rule)
-                and x.anomaly != "derived" and x.start <= lb.start <= x.end]
+        twin = [
+            x
+            for x in labels
+            if (x.sensor_id, x.rule) == (lb.sensor_id, lb.rule)
+            and x.anomaly != "derived"
+            and x.start <= lb.start <= x.end
+        ]
         if not twin:  # natural episodes only: an injected one is already labelled
             labels.append(lb)
     labels.sort(key=lambda lb: (lb.start, lb.sensor_id, lb.rule))
     return Scenario(spec, messages, labels, {s: k for k, ss in ids.items() for s in ss})
 
 
-def _emit(sid: str, kind: str, model: AirModel | BinModel | MeterModel,
-          injections: list[Injection], t0: float, span: float, interval: float, phase: float,
-          labels: list[Label]) -> list[ScenarioMessage]:
+def _emit(
+    sid: str,
+    kind: str,
+    model: AirModel | BinModel | MeterModel,
+    injections: list[Injection],
+    t0: float,
+    span: float,
+    interval: float,
+    phase: float,
+    labels: list[Label],
+) -> list[ScenarioMessage]:
     address = SensorAddress("aberdeen", kind, sid)
     topic = topic_for(address)
     base_w = model.p.base_w if isinstance(model, MeterModel) else 0.0
@@ -257,8 +321,11 @@ def _emit(sid: str, kind: str, model: AirModel | BinModel | MeterModel,
         k += 1
         when = datetime.fromtimestamp(t, tz=UTC)
         values: dict[str, float | bool] = dict(model.values(when))
-        active = [i for i in injections
-                  if i.start <= t < max(i.end, i.start + interval) or _persistent(i, t)]
+        active = [
+            i
+            for i in injections
+            if i.start <= t < max(i.end, i.start + interval) or _persistent(i, t)
+        ]
         if any(i.anomaly in ("stale", "bin_stale") for i in active):
             for i in active:
                 first_seen.setdefault(id(i), last_sent)
@@ -270,8 +337,11 @@ def _emit(sid: str, kind: str, model: AirModel | BinModel | MeterModel,
                 values[metric] = value
             else:
                 _apply(inj, t, values, memos[id(inj)], interval, base_w)
-        if isinstance(model, BinModel) and not any(i.anomaly == "low_battery" for i in active) \
-                and any(i.anomaly == "low_battery" and t >= i.end for i in injections):
+        if (
+            isinstance(model, BinModel)
+            and not any(i.anomaly == "low_battery" for i in active)
+            and any(i.anomaly == "low_battery" and t >= i.end for i in injections)
+        ):
             values["battery"] = 99.0  # replaced after the low-battery episode
         samples = tuple(Sample(metric=m, value=v, time=when) for m, v in values.items())
         payload = encode_samples(PayloadFormat.CIVICPULSE_JSON, sid, samples)
@@ -284,12 +354,19 @@ def _emit(sid: str, kind: str, model: AirModel | BinModel | MeterModel,
         _, _, rules, _ = ANOMALIES[inj.anomaly]
         grace = {"pm_episode": 24 * H, "no2_high": H, "no2_very_high": H}.get(inj.anomaly, 0.0)
         end = max(inj.end, start + 60.0) + grace
-        window = 24 * H if inj.anomaly == "pm_episode" else (
-            H if inj.anomaly.startswith("no2") else 0.0)
+        window = (
+            24 * H if inj.anomaly == "pm_episode" else (H if inj.anomaly.startswith("no2") else 0.0)
+        )
         for rule in rules:
-            labels.append(Label(sid, kind, rule, inj.anomaly,
-                                datetime.fromtimestamp(start, tz=UTC),
-                                datetime.fromtimestamp(end, tz=UTC), window))
+            labels.append(
+                Label(
+                    sid,
+                    kind,
+                    rule,
+                    inj.anomaly,
+                    datetime.fromtimestamp(start, tz=UTC),
+                    datetime.fromtimestamp(end, tz=UTC),
+                    window,
+                )
+            )
     return out
-
-

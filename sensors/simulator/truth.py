@@ -51,12 +51,21 @@ def fill_labels(messages: Sequence[_Message]) -> list[Label]:
             if start is None and FILL_FULL <= v <= 100.0:
                 start = t
             elif start is not None and v < FILL_EMPTIED:
-                labels.append(Label(sid, "waste_bin", "bin_collection_needed", "natural",
-                                    _at(start), _at(t)))
+                labels.append(
+                    Label(sid, "waste_bin", "bin_collection_needed", "natural", _at(start), _at(t))
+                )
                 start = None
         if start is not None:
-            labels.append(Label(sid, "waste_bin", "bin_collection_needed", "natural",
-                                _at(start), _at(series[-1][0] + 1)))
+            labels.append(
+                Label(
+                    sid,
+                    "waste_bin",
+                    "bin_collection_needed",
+                    "natural",
+                    _at(start),
+                    _at(series[-1][0] + 1),
+                )
+            )
     return labels
 
 
@@ -86,11 +95,23 @@ def exceedance_labels(messages: Sequence[_Message], air_ids: Sequence[str]) -> l
         for h, mean in sorted(_hourly(series).items()):
             end = (h + 1) * HOUR
             if mean > NO2_HOURLY_LIMIT and end < series[-1][0]:
-                labels.append(Label(sid, "air_quality", "no2_hourly_exceedance", "derived",
-                                    _at(end), _at(end + 60), 150.0))
+                labels.append(
+                    Label(
+                        sid,
+                        "air_quality",
+                        "no2_hourly_exceedance",
+                        "derived",
+                        _at(end),
+                        _at(end + 60),
+                        150.0,
+                    )
+                )
             if mean >= NO2_HIGH and end < series[-1][0]:  # DAQI High from NO2 alone
-                labels.append(Label(sid, "air_quality", "daqi_high", "derived",
-                                    _at(end), _at(end + HOUR), 150.0))
+                labels.append(
+                    Label(
+                        sid, "air_quality", "daqi_high", "derived", _at(end), _at(end + HOUR), 150.0
+                    )
+                )
     for sid, series in _series(messages, "pm10").items():
         if sid not in air:
             continue
@@ -98,11 +119,23 @@ def exceedance_labels(messages: Sequence[_Message], air_ids: Sequence[str]) -> l
         for h, mean in _hourly(series).items():
             by_day[h // 24].append(mean)
         for day, means in sorted(by_day.items()):
-            if len(means) >= MIN_HOURS_PER_DAY and float(np.mean(means)) > PM10_DAILY_LIMIT \
-                    and (day + 1) * 86400 < series[-1][0]:
+            if (
+                len(means) >= MIN_HOURS_PER_DAY
+                and float(np.mean(means)) > PM10_DAILY_LIMIT
+                and (day + 1) * 86400 < series[-1][0]
+            ):
                 end = (day + 1) * 86400
-                labels.append(Label(sid, "air_quality", "pm10_daily_exceedance", "derived",
-                                    _at(end), _at(end + 60), 150.0))
+                labels.append(
+                    Label(
+                        sid,
+                        "air_quality",
+                        "pm10_daily_exceedance",
+                        "derived",
+                        _at(end),
+                        _at(end + 60),
+                        150.0,
+                    )
+                )
     return labels
 
 

@@ -31,14 +31,25 @@ def notification_event(before: Alert | None, after: Alert) -> str | None:
 
 def payload(alert: Alert, event: str) -> dict[str, Any]:
     """The JSON body posted to the webhook (the ``alerts`` view's columns plus the event)."""
+
     def iso(t: datetime | None) -> str | None:
         return t.isoformat() if t else None
+
     return {
-        "event": event, "id": alert.id, "council": alert.council, "sensor_id": alert.sensor_id,
-        "site": alert.site, "kind": alert.kind, "rule": alert.rule,
-        "severity": alert.severity.value, "state": alert.state.value,
-        "opened_at": iso(alert.opened_at), "resolved_at": iso(alert.resolved_at),
-        "last_seen_at": iso(alert.last_seen_at), "count": alert.count, "flaps": alert.flaps,
+        "event": event,
+        "id": alert.id,
+        "council": alert.council,
+        "sensor_id": alert.sensor_id,
+        "site": alert.site,
+        "kind": alert.kind,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "state": alert.state.value,
+        "opened_at": iso(alert.opened_at),
+        "resolved_at": iso(alert.resolved_at),
+        "last_seen_at": iso(alert.last_seen_at),
+        "count": alert.count,
+        "flaps": alert.flaps,
         "details": alert.details,
     }
 
@@ -48,4 +59,3 @@ def next_attempt(attempts: int, now: datetime, max_attempts: int = MAX_ATTEMPTS)
     if attempts >= max_attempts:
         return None
     return now + timedelta(seconds=min(FIRST_RETRY_S * 2 ** (attempts - 1), MAX_RETRY_S))
-

@@ -69,35 +69,57 @@ class RulePolicy:
 
 RULES: dict[str, RulePolicy] = {
     # Air quality
-    "daqi_high": RulePolicy(Severity.WARNING, window_s=8 * 3600.0,
-                            description="Site DAQI High (7-9) or above"),
-    "daqi_very_high": RulePolicy(Severity.CRITICAL, window_s=8 * 3600.0,
-                                 description="Site DAQI Very High (10)"),
-    "no2_hourly_exceedance": RulePolicy(Severity.WARNING, event=True, window_s=3600.0,
-                                        description="NO2 hourly mean above the 200 µg/m³ limit"),
-    "pm10_daily_exceedance": RulePolicy(Severity.WARNING, event=True, window_s=86400.0,
-                                        description="PM10 daily mean above the 50 µg/m³ limit"),
+    "daqi_high": RulePolicy(
+        Severity.WARNING, window_s=8 * 3600.0, description="Site DAQI High (7-9) or above"
+    ),
+    "daqi_very_high": RulePolicy(
+        Severity.CRITICAL, window_s=8 * 3600.0, description="Site DAQI Very High (10)"
+    ),
+    "no2_hourly_exceedance": RulePolicy(
+        Severity.WARNING,
+        event=True,
+        window_s=3600.0,
+        description="NO2 hourly mean above the 200 µg/m³ limit",
+    ),
+    "pm10_daily_exceedance": RulePolicy(
+        Severity.WARNING,
+        event=True,
+        window_s=86400.0,
+        description="PM10 daily mean above the 50 µg/m³ limit",
+    ),
     # Waste
     "bin_collection_needed": RulePolicy(Severity.INFO, description="Fill at or over threshold"),
-    "bin_fire_risk": RulePolicy(Severity.CRITICAL, reopen_within_s=6 * 3600.0,
-                                description="Temperature over limit, fast rise or fire flag"),
+    "bin_fire_risk": RulePolicy(
+        Severity.CRITICAL,
+        reopen_within_s=6 * 3600.0,
+        description="Temperature over limit, fast rise or fire flag",
+    ),
     "bin_tilted": RulePolicy(Severity.WARNING, description="Bin tilted or knocked over"),
-    "bin_fill_drop_review": RulePolicy(Severity.INFO, event=True,
-                                       description="Fill dropped with no collection due"),
+    "bin_fill_drop_review": RulePolicy(
+        Severity.INFO, event=True, description="Fill dropped with no collection due"
+    ),
     # Energy
-    "energy_out_of_hours": RulePolicy(Severity.WARNING, window_s=1800.0,
-                                      description="Out-of-hours use above the learned baseline"),
-    "energy_spike": RulePolicy(Severity.WARNING, event=True,
-                               description="Power far above the hour-of-week baseline"),
-    "energy_register_reset": RulePolicy(Severity.WARNING, event=True, quiet_resolve_s=86400.0,
-                                        description="Cumulative register went backwards"),
+    "energy_out_of_hours": RulePolicy(
+        Severity.WARNING, window_s=1800.0, description="Out-of-hours use above the learned baseline"
+    ),
+    "energy_spike": RulePolicy(
+        Severity.WARNING, event=True, description="Power far above the hour-of-week baseline"
+    ),
+    "energy_register_reset": RulePolicy(
+        Severity.WARNING,
+        event=True,
+        quiet_resolve_s=86400.0,
+        description="Cumulative register went backwards",
+    ),
     # Sensor health
     "sensor_stale": RulePolicy(Severity.WARNING, description="No reading for 3x the interval"),
     "sensor_flatline": RulePolicy(Severity.WARNING, description="Same value N times running"),
-    "sensor_impossible_value": RulePolicy(Severity.WARNING, event=True,
-                                          description="Physically impossible value (dead letter)"),
-    "sensor_low_battery": RulePolicy(Severity.WARNING, reopen_within_s=86400.0,
-                                     description="Battery below threshold"),
+    "sensor_impossible_value": RulePolicy(
+        Severity.WARNING, event=True, description="Physically impossible value (dead letter)"
+    ),
+    "sensor_low_battery": RulePolicy(
+        Severity.WARNING, reopen_within_s=86400.0, description="Battery below threshold"
+    ),
     # Statistical
     "statistical_outlier": RulePolicy(Severity.INFO, description="Robust z-score over limit"),
 }
@@ -152,8 +174,13 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
             return None
         if signal.at < latest.last_seen_at:  # a clear older than the last violation
             return None
-        return replace(latest, state=AlertStatus.RESOLVED, resolved_at=signal.at,
-                       resolved_by="auto", details={**latest.details, **signal.details})
+        return replace(
+            latest,
+            state=AlertStatus.RESOLVED,
+            resolved_at=signal.at,
+            resolved_by="auto",
+            details={**latest.details, **signal.details},
+        )
     if latest is not None and latest.live:
         return replace(
             latest,
@@ -170,20 +197,34 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
         and signal.at >= latest.resolved_at
     ):
         return replace(
-            latest, state=AlertStatus.OPEN, resolved_at=None, resolved_by=None,
-            acknowledged_at=None, count=latest.count + 1, flaps=latest.flaps + 1,
-            last_seen_at=signal.at, details={**latest.details, **signal.details},
+            latest,
+            state=AlertStatus.OPEN,
+            resolved_at=None,
+            resolved_by=None,
+            acknowledged_at=None,
+            count=latest.count + 1,
+            flaps=latest.flaps + 1,
+            last_seen_at=signal.at,
+            details={**latest.details, **signal.details},
         )
     return Alert(
-        id=None, council=signal.council, sensor_id=signal.sensor_id,
-        site=site_of(signal.sensor_id), kind=signal.kind, rule=signal.rule,
-        severity=severity, state=AlertStatus.OPEN, opened_at=signal.at,
-        last_seen_at=signal.at, details=dict(signal.details),
+        id=None,
+        council=signal.council,
+        sensor_id=signal.sensor_id,
+        site=site_of(signal.sensor_id),
+        kind=signal.kind,
+        rule=signal.rule,
+        severity=severity,
+        state=AlertStatus.OPEN,
+        opened_at=signal.at,
+        last_seen_at=signal.at,
+        details=dict(signal.details),
     )
 
 
 def apply_signals(
-    latest: dict[tuple[str, str], Alert], signals: list[Signal],
+    latest: dict[tuple[str, str], Alert],
+    signals: list[Signal],
     steps: list[tuple[int, Alert | None, Alert]] | None = None,
 ) -> list[Alert]:
     """Apply signals in event-time order; returns every changed or new alert, in order.
@@ -202,8 +243,11 @@ def apply_signals(
         if after is None:
             continue
         episodes = changed.setdefault(key, [])
-        fresh = before is None or after.opened_at != before.opened_at or (
-            before.id is not None and after.id is None)
+        fresh = (
+            before is None
+            or after.opened_at != before.opened_at
+            or (before.id is not None and after.id is None)
+        )
         if fresh or not episodes:
             episodes.append(after)
         else:
@@ -222,10 +266,14 @@ def quiet_resolutions(live: list[Alert], now: datetime) -> list[Alert]:
     out = []
     for alert in live:
         policy = policy_for(alert.rule)
-        if alert.live and policy.event and \
-                now - alert.last_seen_at >= timedelta(seconds=policy.quiet_resolve_s):
-            out.append(replace(alert, state=AlertStatus.RESOLVED, resolved_at=now,
-                               resolved_by="auto"))
+        if (
+            alert.live
+            and policy.event
+            and now - alert.last_seen_at >= timedelta(seconds=policy.quiet_resolve_s)
+        ):
+            out.append(
+                replace(alert, state=AlertStatus.RESOLVED, resolved_at=now, resolved_by="auto")
+            )
     return out
 
 

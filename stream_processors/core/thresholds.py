@@ -12,50 +12,59 @@ from sensors.errors import CivicPulseError
 from stream_processors.core.alerts import site_of
 
 # Every parameter, with its default. Sources for the numbers are in config/thresholds.example.toml.
-DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    # waste bins
-    "waste.fill_threshold_pct": 80.0,   # collection needed at fill >= this
-    "waste.fill_clear_pct": 50.0,       # ... and cleared once fill is back below this
-    "waste.fire_temp_c": 60.0,          # fire risk at temperature >= this
-    "waste.fire_clear_c": 45.0,         # ... cleared below this (and no fire flag)
-    "waste.fire_rise_c": 15.0,          # or a rise of this many degrees ...
-    "waste.fire_rise_window_s": 1800.0, # ... within this many seconds
-    "waste.fill_drop_pct": 15.0,        # a drop of this many points is a collection or a review
-    "waste.collection_tolerance_s": 7200.0,  # how far from the learned round a drop may be
-    "waste.min_collections": 2,         # collections seen before drops can be judged
-    # energy meters
-    "energy.timezone": "Europe/London",
-    "energy.open_hour": 7,              # working hours open_hour..close_hour, Mon-Fri
-    "energy.close_hour": 19,
-    "energy.ooh_factor": 1.5,           # out of hours: excess over baseline > (f-1) x base load
-    "energy.ooh_min_w": 500.0,          # ... and > this many watts
-    "energy.ooh_readings": 2,           # ... for this many readings running
-    "energy.spike_factor": 3.0,         # spike: excess > (f-1) x base load ...
-    "energy.spike_dev_k": 6.0,          # ... and > k x the hour's typical deviation
-    "energy.spike_min_w": 2000.0,
-    "energy.baseline_alpha": 0.25,      # EWMA weight of a new reading in its hour bucket
-    "energy.warmup_per_bucket": 2,      # readings in a bucket before it is trusted
-    "energy.register_tolerance_kwh": 0.001,
-    # sensor health, every kind
-    "health.stale_factor": 3.0,         # stale after this many expected intervals
-    "health.flatline_count": 12,        # same value this many readings running
-    "health.flatline_metrics": ["pm2_5", "pm10", "no2", "o3", "temperature", "humidity",
-                                "power"],
-    "health.low_battery_pct": 15.0,
-    "health.battery_clear_pct": 20.0,
-    # statistical: robust rolling z-score (median / MAD)
-    "statistical.window": 96,
-    "statistical.warmup": 24,
-    "statistical.min_scale": 0.5,       # floor of the robust spread, in the metric's unit
-    "statistical.z": 8.0,               # sensitivity: lower finds more, with more noise
-    "statistical.clear_z": 3.0,
-    "statistical.metrics": ["temperature", "humidity"],
-    # air quality
-    "air.daqi_high": 7,
-    "air.daqi_very_high": 10,
-    "air.no2_hourly_limit": 200.0,      # Air Quality Standards Regulations 2010
-    "air.pm10_daily_limit": 50.0,
-})
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        # waste bins
+        "waste.fill_threshold_pct": 80.0,  # collection needed at fill >= this
+        "waste.fill_clear_pct": 50.0,  # ... and cleared once fill is back below this
+        "waste.fire_temp_c": 60.0,  # fire risk at temperature >= this
+        "waste.fire_clear_c": 45.0,  # ... cleared below this (and no fire flag)
+        "waste.fire_rise_c": 15.0,  # or a rise of this many degrees ...
+        "waste.fire_rise_window_s": 1800.0,  # ... within this many seconds
+        "waste.fill_drop_pct": 15.0,  # a drop of this many points is a collection or a review
+        "waste.collection_tolerance_s": 7200.0,  # how far from the learned round a drop may be
+        "waste.min_collections": 2,  # collections seen before drops can be judged
+        # energy meters
+        "energy.timezone": "Europe/London",
+        "energy.open_hour": 7,  # working hours open_hour..close_hour, Mon-Fri
+        "energy.close_hour": 19,
+        "energy.ooh_factor": 1.5,  # out of hours: excess over baseline > (f-1) x base load
+        "energy.ooh_min_w": 500.0,  # ... and > this many watts
+        "energy.ooh_readings": 2,  # ... for this many readings running
+        "energy.spike_factor": 3.0,  # spike: excess > (f-1) x base load ...
+        "energy.spike_dev_k": 6.0,  # ... and > k x the hour's typical deviation
+        "energy.spike_min_w": 2000.0,
+        "energy.baseline_alpha": 0.25,  # EWMA weight of a new reading in its hour bucket
+        "energy.warmup_per_bucket": 2,  # readings in a bucket before it is trusted
+        "energy.register_tolerance_kwh": 0.001,
+        # sensor health, every kind
+        "health.stale_factor": 3.0,  # stale after this many expected intervals
+        "health.flatline_count": 12,  # same value this many readings running
+        "health.flatline_metrics": [
+            "pm2_5",
+            "pm10",
+            "no2",
+            "o3",
+            "temperature",
+            "humidity",
+            "power",
+        ],
+        "health.low_battery_pct": 15.0,
+        "health.battery_clear_pct": 20.0,
+        # statistical: robust rolling z-score (median / MAD)
+        "statistical.window": 96,
+        "statistical.warmup": 24,
+        "statistical.min_scale": 0.5,  # floor of the robust spread, in the metric's unit
+        "statistical.z": 8.0,  # sensitivity: lower finds more, with more noise
+        "statistical.clear_z": 3.0,
+        "statistical.metrics": ["temperature", "humidity"],
+        # air quality
+        "air.daqi_high": 7,
+        "air.daqi_very_high": 10,
+        "air.no2_hourly_limit": 200.0,  # Air Quality Standards Regulations 2010
+        "air.pm10_daily_limit": 50.0,
+    }
+)
 
 
 class ThresholdError(CivicPulseError):
@@ -74,12 +83,16 @@ def _check(where: str, table: Any) -> dict[str, Any]:
             if key not in DEFAULTS:
                 raise ThresholdError(f"{where}.{key}: unknown parameter")
             default = DEFAULTS[key]
-            if isinstance(default, float) and isinstance(value, int) \
-                    and not isinstance(value, bool):
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 value = float(value)
             if type(value) is not type(default):
                 raise ThresholdError(
-                    f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
+                    f"{where}.{key}: expected {type(default).__name__}, got {value!r}"
+                )
             flat[key] = value
     return flat
 
@@ -95,8 +108,11 @@ class Thresholds:
 
     def for_sensor(self, council: str, sensor_id: str) -> Mapping[str, Any]:
         """The merged parameters for one sensor."""
-        over = (self.councils.get(council), self.sites.get(site_of(sensor_id)),
-                self.sensors.get(sensor_id))
+        over = (
+            self.councils.get(council),
+            self.sites.get(site_of(sensor_id)),
+            self.sensors.get(sensor_id),
+        )
         if not any(over):
             return self.defaults
         merged = dict(self.defaults)

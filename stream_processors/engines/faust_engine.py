@@ -75,7 +75,9 @@ def create_app(
                 await deadletters.send(key=b"readings", value=poison.raw, headers=letter.headers())
             log.debug(
                 "stored %d of %d readings (%d duplicates)",
-                outcome.write.inserted, len(values), outcome.write.duplicates,
+                outcome.write.inserted,
+                len(values),
+                outcome.write.duplicates,
             )
 
     @app.timer(interval=tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]

@@ -19,8 +19,10 @@ from stream_processors.core.detectors import JsonDict, StateKey
 # so an acknowledgement or a stale check never interleaves with a batch's alert update.
 ALERT_LOCK = 0x616C7274  # "alrt"
 
-_COLUMNS = ("id, council, sensor_id, site, kind, rule, severity, state, opened_at,"
-            " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details")
+_COLUMNS = (
+    "id, council, sensor_id, site, kind, rule, severity, state, opened_at,"
+    " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details"
+)
 _A_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
 
 
@@ -36,8 +38,10 @@ def lock_exclusive(cur: psycopg.Cursor[Any]) -> None:
 
 def load_states(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[StateKey, JsonDict]:
     """Detector states of ``sensor_ids``."""
-    cur.execute("SELECT sensor_id, detector, state FROM detector_state"
-                " WHERE sensor_id = ANY(%s)", (list(sensor_ids),))
+    cur.execute(
+        "SELECT sensor_id, detector, state FROM detector_state WHERE sensor_id = ANY(%s)",
+        (list(sensor_ids),),
+    )
     return {(s, d): state for s, d, state in cur.fetchall()}
 
 
@@ -53,8 +57,11 @@ def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> N
         ON CONFLICT (sensor_id, detector)
         DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
         """,
-        ([k[0] for k in keys], [k[1] for k in keys],
-         [orjson.dumps(states[k]).decode() for k in keys]),
+        (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [orjson.dumps(states[k]).decode() for k in keys],
+        ),
     )
 
 
@@ -65,13 +72,40 @@ def states_of(cur: psycopg.Cursor[Any], detector: str) -> list[tuple[str, JsonDi
 
 
 def _alert(row: Sequence[Any]) -> Alert:
-    (id_, council, sensor_id, site, kind, rule, severity, state, opened_at, last_seen_at,
-     count, flaps, acknowledged_at, resolved_at, resolved_by, details) = row
+    (
+        id_,
+        council,
+        sensor_id,
+        site,
+        kind,
+        rule,
+        severity,
+        state,
+        opened_at,
+        last_seen_at,
+        count,
+        flaps,
+        acknowledged_at,
+        resolved_at,
+        resolved_by,
+        details,
+    ) = row
     return Alert(
-        id=int(id_), council=council, sensor_id=sensor_id, site=site, kind=kind, rule=rule,
-        severity=Severity(severity), state=AlertStatus(state), opened_at=opened_at,
-        last_seen_at=last_seen_at, count=int(count), flaps=int(flaps),
-        acknowledged_at=acknowledged_at, resolved_at=resolved_at, resolved_by=resolved_by,
+        id=int(id_),
+        council=council,
+        sensor_id=sensor_id,
+        site=site,
+        kind=kind,
+        rule=rule,
+        severity=Severity(severity),
+        state=AlertStatus(state),
+        opened_at=opened_at,
+        last_seen_at=last_seen_at,
+        count=int(count),
+        flaps=int(flaps),
+        acknowledged_at=acknowledged_at,
+        resolved_at=resolved_at,
+        resolved_by=resolved_by,
         details=dict(details or {}),
     )
 
@@ -98,8 +132,10 @@ def latest_alerts(
 
 def live_alerts(cur: psycopg.Cursor[Any], rules: Sequence[str]) -> list[Alert]:
     """Open or acknowledged alerts of ``rules``."""
-    cur.execute(f"SELECT {_COLUMNS} FROM alert_events"
-                " WHERE state <> 'resolved' AND rule = ANY(%s)", (list(rules),))
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM alert_events WHERE state <> 'resolved' AND rule = ANY(%s)",
+        (list(rules),),
+    )
     return [_alert(r) for r in cur.fetchall()]
 
 
@@ -107,8 +143,17 @@ def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert
     """Insert new alerts (``id`` None) and update the others, in order; returns them with ids."""
     saved = []
     for a in alerts:
-        values = (a.severity.value, a.state.value, a.last_seen_at, a.count, a.flaps,
-                  a.acknowledged_at, a.resolved_at, a.resolved_by, Jsonb(a.details))
+        values = (
+            a.severity.value,
+            a.state.value,
+            a.last_seen_at,
+            a.count,
+            a.flaps,
+            a.acknowledged_at,
+            a.resolved_at,
+            a.resolved_by,
+            Jsonb(a.details),
+        )
         if a.id is None:
             cur.execute(
                 """
@@ -145,8 +190,13 @@ def get_alert(cur: psycopg.Cursor[Any], alert_id: int) -> Alert | None:
 
 
 def list_alerts(
-    cur: psycopg.Cursor[Any], *, states: Sequence[str], council: str | None = None,
-    sensor_id: str | None = None, rule: str | None = None, since: datetime | None = None,
+    cur: psycopg.Cursor[Any],
+    *,
+    states: Sequence[str],
+    council: str | None = None,
+    sensor_id: str | None = None,
+    rule: str | None = None,
+    since: datetime | None = None,
     limit: int = 100,
 ) -> list[Alert]:
     """Alerts newest first, filtered."""
@@ -169,7 +219,9 @@ def out_of_range_letters(
     """Dead letters rejected as physically impossible, after id ``after_id``."""
     cur.execute(
         "SELECT id, mqtt_topic, detail, received_at FROM dead_letters"
-        " WHERE reason = 'out_of_range' AND id > %s ORDER BY id LIMIT %s", (after_id, limit))
+        " WHERE reason = 'out_of_range' AND id > %s ORDER BY id LIMIT %s",
+        (after_id, limit),
+    )
     return [(int(i), t, d, r) for i, t, d, r in cur.fetchall()]
 
 
@@ -182,20 +234,29 @@ def get_cursor(cur: psycopg.Cursor[Any], name: str) -> int:
 
 def set_cursor(cur: psycopg.Cursor[Any], name: str, value: int) -> None:
     """Advance a tick watermark."""
-    cur.execute("INSERT INTO detection_cursor (name, value) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name, value))
+    cur.execute(
+        "INSERT INTO detection_cursor (name, value) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        (name, value),
+    )
 
 
 def enqueue_notifications(cur: psycopg.Cursor[Any], events: Sequence[tuple[Alert, str]]) -> None:
     """Queue webhook notifications (the outbox) in the caller's transaction."""
     for alert, event in events:
-        cur.execute("INSERT INTO alert_notifications (alert_id, event, payload)"
-                    " VALUES (%s, %s, %s)", (alert.id, event, Jsonb(payload(alert, event))))
+        cur.execute(
+            "INSERT INTO alert_notifications (alert_id, event, payload) VALUES (%s, %s, %s)",
+            (alert.id, event, Jsonb(payload(alert, event))),
+        )
 
 
 def deliver_due(
-    conn: psycopg.Connection[Any], post: Callable[[dict[str, Any]], None], now: datetime,
-    *, limit: int = 100, max_attempts: int = MAX_ATTEMPTS,
+    conn: psycopg.Connection[Any],
+    post: Callable[[dict[str, Any]], None],
+    now: datetime,
+    *,
+    limit: int = 100,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> tuple[int, int, int]:
     """Post pending notifications in order; returns (delivered, to retry, dead-lettered).
 
@@ -210,7 +271,8 @@ def deliver_due(
             cur.execute(
                 "SELECT id, payload, attempts, next_attempt_at FROM alert_notifications"
                 " WHERE delivered_at IS NULL AND dead_at IS NULL"
-                " ORDER BY id LIMIT 1 FOR UPDATE")
+                " ORDER BY id LIMIT 1 FOR UPDATE"
+            )
             row = cur.fetchone()
             if row is None or row[3] > now:
                 break
@@ -224,13 +286,17 @@ def deliver_due(
                     "UPDATE alert_notifications SET attempts = %s, last_error = %s,"
                     " next_attempt_at = COALESCE(%s, next_attempt_at),"
                     " dead_at = CASE WHEN %s::timestamptz IS NULL THEN %s END WHERE id = %s",
-                    (attempts, error, when, when, now, note_id))
+                    (attempts, error, when, when, now, note_id),
+                )
                 if when is not None:
                     retry += 1
                     break
                 dead += 1
                 continue
-            cur.execute("UPDATE alert_notifications SET attempts = %s, delivered_at = %s,"
-                        " last_error = NULL WHERE id = %s", (attempts, now, note_id))
+            cur.execute(
+                "UPDATE alert_notifications SET attempts = %s, delivered_at = %s,"
+                " last_error = NULL WHERE id = %s",
+                (attempts, now, note_id),
+            )
             delivered += 1
     return delivered, retry, dead

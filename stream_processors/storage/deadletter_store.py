@@ -35,8 +35,16 @@ class DeadLetterStore:
                 cur.executemany(
                     _INSERT,
                     [
-                        (d.received_at, d.stage, d.reason, _text(d.detail), _text(d.mqtt_topic),
-                         d.payload, len(d.payload), ref)
+                        (
+                            d.received_at,
+                            d.stage,
+                            d.reason,
+                            _text(d.detail),
+                            _text(d.mqtt_topic),
+                            d.payload,
+                            len(d.payload),
+                            ref,
+                        )
                         for d, ref in letters
                     ],
                 )

@@ -141,13 +141,22 @@ class ReadingStore:
                 with cur.copy(_COPY) as copy:
                     for r in readings:
                         copy.write_row(
-                            (r.time, r.council, r.sensor_id, r.kind, r.metric, r.value,
-                             r.unit, r.received_at)
+                            (
+                                r.time,
+                                r.council,
+                                r.sensor_id,
+                                r.kind,
+                                r.metric,
+                                r.value,
+                                r.unit,
+                                r.received_at,
+                            )
                         )
                 maintain = bool(self._maintain_rollups)
                 keys: set[Any] = set()
                 inserted, refreshed = apply_stage(
-                    cur, maintain_rollups=maintain, inserted_keys=keys)
+                    cur, maintain_rollups=maintain, inserted_keys=keys
+                )
                 if on_inserted is not None and keys:
                     on_inserted(cur, [r for r in readings if r.key in keys])
             return WriteResult(len(readings), inserted, refreshed)

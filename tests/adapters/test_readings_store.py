@@ -26,12 +26,18 @@ def _readings(n: int, seed: int) -> list[Reading]:
     out = []
     for i in range(n):
         sensor = f"aq-{i % 7:04d}"
-        out.append(Reading(
-            sensor_id=sensor, council="aberdeen", kind="air_quality",
-            metric=rng.choice(["pm2_5", "no2"]), value=round(rng.uniform(0, 90), 3),
-            unit="ug/m3", time=T0 + timedelta(seconds=i * 3.7 + rng.random()),
-            received_at=T0 + timedelta(hours=1),
-        ))
+        out.append(
+            Reading(
+                sensor_id=sensor,
+                council="aberdeen",
+                kind="air_quality",
+                metric=rng.choice(["pm2_5", "no2"]),
+                value=round(rng.uniform(0, 90), 3),
+                unit="ug/m3",
+                time=T0 + timedelta(seconds=i * 3.7 + rng.random()),
+                received_at=T0 + timedelta(hours=1),
+            )
+        )
     return out
 
 
@@ -46,7 +52,8 @@ def _numpy_truth(readings: list[Reading]) -> dict[tuple[str, str, datetime], tup
     groups: dict[tuple[str, str, datetime], list[tuple[datetime, float]]] = defaultdict(list)
     for r in readings:
         groups[(r.sensor_id, r.metric, r.time.replace(second=0, microsecond=0))].append(
-            (r.time, r.value))
+            (r.time, r.value)
+        )
     truth = {}
     for key, pts in groups.items():
         pts.sort()
@@ -89,7 +96,8 @@ def test_duplicate_keys_within_one_batch_keep_one_row(fresh_db: str) -> None:
     twin = Reading(**{**{f: getattr(r, f) for f in r.__struct_fields__}, "value": r.value + 1})
     store = ReadingStore(fresh_db)
     outcome = ReadingPipeline(store).process(
-        [encode_reading(r), encode_reading(twin), b"{not a reading"])
+        [encode_reading(r), encode_reading(twin), b"{not a reading"]
+    )
     store.close()
     assert outcome.write.inserted == 1
     assert len(outcome.poison) == 1
@@ -114,7 +122,9 @@ def test_pipeline_holds_the_batch_through_a_real_outage(fresh_db: str, database_
         admin.execute(f'ALTER DATABASE "{dbname}" WITH ALLOW_CONNECTIONS false')
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        )
 
         def reopen() -> None:
             time.sleep(1.5)

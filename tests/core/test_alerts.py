@@ -22,10 +22,22 @@ from stream_processors.core.alerts import (
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def sig(minutes: float, active: bool = True, rule: str = "bin_collection_needed",
-        severity: Severity | None = None) -> Signal:
-    return Signal("bin-1", "aberdeen", "waste_bin", rule, active,
-                  T0 + timedelta(minutes=minutes), severity, {"m": minutes})
+def sig(
+    minutes: float,
+    active: bool = True,
+    rule: str = "bin_collection_needed",
+    severity: Severity | None = None,
+) -> Signal:
+    return Signal(
+        "bin-1",
+        "aberdeen",
+        "waste_bin",
+        rule,
+        active,
+        T0 + timedelta(minutes=minutes),
+        severity,
+        {"m": minutes},
+    )
 
 
 def stored(alert: Alert | None, id_: int = 7) -> Alert:
@@ -44,8 +56,11 @@ def test_repeats_update_count_last_seen_and_escalate_severity_only_upwards() -> 
     b = apply_signal(a, sig(15, severity=Severity.CRITICAL))
     c = apply_signal(b, sig(30, severity=Severity.INFO))
     assert c is not None and c.id == 7
-    assert (c.count, c.last_seen_at, c.severity) == (3, T0 + timedelta(minutes=30),
-                                                     Severity.CRITICAL)
+    assert (c.count, c.last_seen_at, c.severity) == (
+        3,
+        T0 + timedelta(minutes=30),
+        Severity.CRITICAL,
+    )
 
 
 def test_clear_resolves_and_a_quick_return_reopens_the_same_alert_as_a_flap() -> None:

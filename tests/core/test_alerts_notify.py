@@ -16,8 +16,15 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def sig(minutes: float, active: bool = True, severity: Severity | None = None) -> Signal:
-    return Signal("bin-1", "aberdeen", "waste_bin", "bin_fire_risk", active,
-                  T0 + timedelta(minutes=minutes), severity)
+    return Signal(
+        "bin-1",
+        "aberdeen",
+        "waste_bin",
+        "bin_fire_risk",
+        active,
+        T0 + timedelta(minutes=minutes),
+        severity,
+    )
 
 
 def events(signals: list[Signal], latest: dict | None = None) -> list[str | None]:
@@ -27,8 +34,15 @@ def events(signals: list[Signal], latest: dict | None = None) -> list[str | None
 
 
 def test_open_repeat_escalate_resolve_reopen_in_one_batch() -> None:
-    got = events([sig(0, severity=Severity.WARNING), sig(1), sig(2, severity=Severity.CRITICAL),
-                  sig(3, active=False), sig(4)])
+    got = events(
+        [
+            sig(0, severity=Severity.WARNING),
+            sig(1),
+            sig(2, severity=Severity.CRITICAL),
+            sig(3, active=False),
+            sig(4),
+        ]
+    )
     # opened as warning; the next signal takes fire risk's default (critical): escalated once
     assert got == ["opened", "escalated", None, "resolved", "reopened"]
 
@@ -50,7 +64,9 @@ def test_steps_point_at_the_right_episode_and_payload_is_the_snapshot() -> None:
 
 
 def test_retry_backoff_doubles_caps_and_gives_up() -> None:
-    waits = [(next_attempt(n, T0, max_attempts=12) - T0).total_seconds()  # type: ignore[operator]
-             for n in range(1, 12)]
+    waits = [
+        (next_attempt(n, T0, max_attempts=12) - T0).total_seconds()  # type: ignore[operator]
+        for n in range(1, 12)
+    ]
     assert waits[:4] == [10, 20, 40, 80] and max(waits) == 3600
     assert next_attempt(8, T0) is None and next_attempt(7, T0) is not None

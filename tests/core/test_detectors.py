@@ -22,18 +22,29 @@ from stream_processors.core.thresholds import DEFAULTS, ThresholdError, Threshol
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 
 
-def rd(sensor: str, kind: str, metric: str, value: float, seconds: float,
-       council: str = "aberdeen") -> Reading:
+def rd(
+    sensor: str, kind: str, metric: str, value: float, seconds: float, council: str = "aberdeen"
+) -> Reading:
     t = T0 + timedelta(seconds=seconds)
     unit = KINDS[kind].metrics[metric].unit
-    return Reading(sensor_id=sensor, council=council, kind=kind, metric=metric, value=value,
-                   unit=unit, time=t, received_at=t)
+    return Reading(
+        sensor_id=sensor,
+        council=council,
+        kind=kind,
+        metric=metric,
+        value=value,
+        unit=unit,
+        time=t,
+        received_at=t,
+    )
 
 
-def run(readings: list[Reading], thresholds: Thresholds | None = None,
-        states: dict | None = None) -> tuple[dict, list[Signal]]:
-    return run_detectors(default_detectors(), states or {}, readings,
-                         thresholds or Thresholds(), T0)
+def run(
+    readings: list[Reading], thresholds: Thresholds | None = None, states: dict | None = None
+) -> tuple[dict, list[Signal]]:
+    return run_detectors(
+        default_detectors(), states or {}, readings, thresholds or Thresholds(), T0
+    )
 
 
 def rules(signals: list[Signal], active: bool = True) -> list[tuple[str, float]]:
@@ -47,8 +58,10 @@ def bin_fill(values: list[float], step: float = 900.0) -> list[Reading]:
 def test_collection_needed_opens_at_threshold_and_clears_below_the_clear_level() -> None:
     _, out = run(bin_fill([70, 79.9, 80, 85, 60, 90, 40, 45]))
     assert [r for r in rules(out) if r[0] == "bin_collection_needed"] == [
-        ("bin_collection_needed", 2 * 900), ("bin_collection_needed", 3 * 900),
-        ("bin_collection_needed", 5 * 900)]
+        ("bin_collection_needed", 2 * 900),
+        ("bin_collection_needed", 3 * 900),
+        ("bin_collection_needed", 5 * 900),
+    ]
     assert rules(out, active=False) == [("bin_collection_needed", 6 * 900)]
 
 
@@ -64,12 +77,15 @@ def test_fill_threshold_is_configurable_per_sensor_over_council() -> None:
     assert rules(out) == [("bin_collection_needed", 900)]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[defaults.waste]\nfill_threshold = 80", "unknown parameter"),
-    ("[defaults.waste]\nfill_threshold_pct = 'high'", "expected float"),
-    ("[site.x.waste]\nfill_threshold_pct = 1", "unknown top-level"),
-    ("[defaults.waste\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[defaults.waste]\nfill_threshold = 80", "unknown parameter"),
+        ("[defaults.waste]\nfill_threshold_pct = 'high'", "expected float"),
+        ("[site.x.waste]\nfill_threshold_pct = 1", "unknown top-level"),
+        ("[defaults.waste\n", "not valid TOML"),
+    ],
+)
 def test_bad_threshold_files_are_rejected_with_the_key_named(text: str, message: str) -> None:
     with pytest.raises(ThresholdError, match=message):
         parse_thresholds(text)
@@ -84,8 +100,10 @@ def test_shipped_example_thresholds_file_parses_and_matches_the_defaults() -> No
 
 
 def test_fire_risk_by_limit_by_fast_rise_and_by_device_flag() -> None:
-    temps = [rd("bin-1", "waste_bin", "temperature", v, i * 900)
-             for i, v in enumerate([12, 13, 30, 31, 20, 12, 61, 30, 12])]
+    temps = [
+        rd("bin-1", "waste_bin", "temperature", v, i * 900)
+        for i, v in enumerate([12, 13, 30, 31, 20, 12, 61, 30, 12])
+    ]
     _, out = run(temps)
     # a rise counts against every reading in the 30-min window, so it lasts two readings
     assert [t / 900 for _, t in rules(out)] == [2, 3, 6, 7]
@@ -97,8 +115,7 @@ def test_fire_risk_by_limit_by_fast_rise_and_by_device_flag() -> None:
 
 
 def test_tilt_flag_opens_and_clears() -> None:
-    _, out = run([rd("bin-1", "waste_bin", "tilt", v, i * 900)
-                  for i, v in enumerate([0, 1, 0])])
+    _, out = run([rd("bin-1", "waste_bin", "tilt", v, i * 900) for i, v in enumerate([0, 1, 0])])
     assert rules(out) == [("bin_tilted", 900)] and rules(out, False) == [("bin_tilted", 1800)]
 
 
@@ -133,8 +150,7 @@ def test_stale_after_three_intervals_once_and_cleared_by_the_next_reading() -> N
     health = [("bin-1", states[("bin-1", "health")])]
     interval = KINDS["waste_bin"].expected_interval_s
     assert stale_signals(health, Thresholds(), T0 + timedelta(seconds=3 * interval))[1] == []
-    changed, out = stale_signals(health, Thresholds(),
-                                 T0 + timedelta(seconds=3 * interval + 1))
+    changed, out = stale_signals(health, Thresholds(), T0 + timedelta(seconds=3 * interval + 1))
     assert [s.rule for s in out] == ["sensor_stale"]
     marked = [("bin-1", changed["bin-1"])]
     assert stale_signals(marked, Thresholds(), T0 + timedelta(days=1))[1] == []  # once
@@ -151,13 +167,28 @@ def _mixed_stream(seed: int) -> list[Reading]:
         out.append(rd("bin-1", "waste_bin", "fill_level", float(min(100, (i % 150) * 0.9)), t))
         out.append(rd("bin-1", "waste_bin", "temperature", rng.choice([10, 11, 40, 70]), t))
         out.append(rd("bin-1", "waste_bin", "battery", 30 - i * 0.05, t))
-        out.append(rd("aq-1", "air_quality", "temperature", 10 + rng.gauss(0, 1)
-                      + (15 if i % 97 == 0 else 0), t))
+        out.append(
+            rd(
+                "aq-1",
+                "air_quality",
+                "temperature",
+                10 + rng.gauss(0, 1) + (15 if i % 97 == 0 else 0),
+                t,
+            )
+        )
         out.append(rd("aq-1", "air_quality", "no2", float(rng.choice([30, 30, 31])), t))
-        out.append(rd("em-1", "energy_meter", "power", 3000 + rng.gauss(0, 100)
-                      + (20000 if i % 131 == 0 else 0), t))
-        out.append(rd("em-1", "energy_meter", "energy_import", 1000 + i - (500 if i == 300
-                                                                           else 0), t))
+        out.append(
+            rd(
+                "em-1",
+                "energy_meter",
+                "power",
+                3000 + rng.gauss(0, 100) + (20000 if i % 131 == 0 else 0),
+                t,
+            )
+        )
+        out.append(
+            rd("em-1", "energy_meter", "energy_import", 1000 + i - (500 if i == 300 else 0), t)
+        )
     return out
 
 
@@ -171,7 +202,7 @@ def test_signals_and_state_do_not_depend_on_how_the_stream_is_batched(seed: int)
     i = 0
     while i < len(stream):
         n = rng.randint(1, 60)
-        batch = stream[i:i + n]
+        batch = stream[i : i + n]
         rng.shuffle(batch)  # arrival order inside a batch does not matter either
         new, out = run(batch, states=states)
         states.update(new)
@@ -180,8 +211,13 @@ def test_signals_and_state_do_not_depend_on_how_the_stream_is_batched(seed: int)
     key = lambda s: (s.at, s.sensor_id, s.rule, s.active)  # noqa: E731
     assert sorted(pieces, key=key) == sorted(whole, key=key)
     assert states == whole_states
-    assert {s.rule for s in whole} >= {"bin_fire_risk", "sensor_flatline", "sensor_low_battery",
-                                        "energy_register_reset", "bin_collection_needed"}
+    assert {s.rule for s in whole} >= {
+        "bin_fire_risk",
+        "sensor_flatline",
+        "sensor_low_battery",
+        "energy_register_reset",
+        "bin_collection_needed",
+    }
 
 
 def test_detectors_only_see_their_kinds_and_do_not_mutate_the_given_state() -> None:

@@ -13,14 +13,28 @@ from stream_processors.core.detectors import default_detectors, robust_z, run_de
 from stream_processors.core.thresholds import Thresholds
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # Monday; GMT, so local = UTC
-UNITS = {"power": "W", "energy_import": "kWh", "temperature": "Cel", "pm2_5": "ug/m3",
-         "pm10": "ug/m3", "no2": "ug/m3"}
+UNITS = {
+    "power": "W",
+    "energy_import": "kWh",
+    "temperature": "Cel",
+    "pm2_5": "ug/m3",
+    "pm10": "ug/m3",
+    "no2": "ug/m3",
+}
 
 
 def rd(sensor: str, kind: str, metric: str, value: float, seconds: float) -> Reading:
     t = T0 + timedelta(seconds=seconds)
-    return Reading(sensor_id=sensor, council="aberdeen", kind=kind, metric=metric, value=value,
-                   unit=UNITS[metric], time=t, received_at=t)
+    return Reading(
+        sensor_id=sensor,
+        council="aberdeen",
+        kind=kind,
+        metric=metric,
+        value=value,
+        unit=UNITS[metric],
+        time=t,
+        received_at=t,
+    )
 
 
 def run(readings: list[Reading]) -> list[Signal]:
@@ -28,8 +42,9 @@ def run(readings: list[Reading]) -> list[Signal]:
 
 
 def hours(signals: list[Signal], rule: str, active: bool = True) -> list[float]:
-    return [(s.at - T0).total_seconds() / 3600 for s in signals
-            if s.rule == rule and s.active is active]
+    return [
+        (s.at - T0).total_seconds() / 3600 for s in signals if s.rule == rule and s.active is active
+    ]
 
 
 def meter_week(days: int, extra: dict[float, float]) -> list[Reading]:
@@ -68,8 +83,9 @@ def test_spike_far_above_the_hour_of_week_baseline_is_an_event() -> None:
 
 def test_register_going_backwards_is_a_reset_but_equal_or_rising_is_not() -> None:
     values = [100.0, 100.5, 100.5, 101.0, 3.0, 3.5]
-    out = run([rd("em-1", "energy_meter", "energy_import", v, i * 1800)
-               for i, v in enumerate(values)])
+    out = run(
+        [rd("em-1", "energy_meter", "energy_import", v, i * 1800) for i, v in enumerate(values)]
+    )
     [reset] = [s for s in out if s.rule == "energy_register_reset"]
     assert reset.at == T0 + timedelta(seconds=4 * 1800)
     assert reset.details["previous_kwh"] == 101.0
@@ -88,8 +104,7 @@ def test_statistical_outlier_only_after_warm_up_and_clears_when_back() -> None:
     values = [10 + rng.gauss(0, 0.3) for _ in range(60)]
     values[5] = 40.0  # inside the warm-up: not judged
     values[40] = 25.0
-    out = run([rd("aq-1", "air_quality", "temperature", v, i * 150)
-               for i, v in enumerate(values)])
+    out = run([rd("aq-1", "air_quality", "temperature", v, i * 150) for i, v in enumerate(values)])
     assert [round(h * 3600 / 150) for h in hours(out, "statistical_outlier")] == [40]
     assert [round(h * 3600 / 150) for h in hours(out, "statistical_outlier", False)] == [41]
 

@@ -12,10 +12,19 @@ from sensors.simulator.recording import read_recording, write_recording
 from stream_processors.core.alerts import RULES
 
 SMALL = ScenarioSpec(
-    seed=5, sensors={"air_quality": 2, "waste_bin": 3, "energy_meter": 2},
+    seed=5,
+    sensors={"air_quality": 2, "waste_bin": 3, "energy_meter": 2},
     days={"air_quality": 2, "waste_bin": 4, "energy_meter": 4},
-    counts={"no2_very_high": 1, "flatline": 1, "stale": 1, "impossible": 1, "fire": 1,
-            "fill_drop": 1, "spike": 1, "register_reset": 1},
+    counts={
+        "no2_very_high": 1,
+        "flatline": 1,
+        "stale": 1,
+        "impossible": 1,
+        "fire": 1,
+        "fill_drop": 1,
+        "spike": 1,
+        "register_reset": 1,
+    },
 )
 
 
@@ -30,8 +39,9 @@ def test_same_spec_same_scenario_and_labels_name_real_rules() -> None:
 def test_injected_faults_show_in_what_the_sensors_send() -> None:
     s = build_scenario(SMALL)
     stale = next(lb for lb in s.labels if lb.rule == "sensor_stale")
-    gap = [m for m in s.messages if m.sensor_id == stale.sensor_id
-           and stale.start < m.time < stale.end]
+    gap = [
+        m for m in s.messages if m.sensor_id == stale.sensor_id and stale.start < m.time < stale.end
+    ]
     assert gap == []  # silent for the whole label
     no2 = [float(x.value) for m in s.messages for x in m.samples if x.metric == "no2"]
     assert max(no2) >= 601  # Very High NO2 really sent

@@ -29,8 +29,9 @@ def context(now: datetime, timescaledb: bool) -> QueryContext:
     return QueryContext(now - timedelta(hours=30), now, timedelta(minutes=5), timescaledb)
 
 
-def run_panel(conn: psycopg.Connection, query: q.PanelQuery, values: dict[str, Any],
-              ctx: QueryContext) -> q.Result:
+def run_panel(
+    conn: psycopg.Connection, query: q.PanelQuery, values: dict[str, Any], ctx: QueryContext
+) -> q.Result:
     """The panel's SQL as Grafana would send it, run as civicpulse_reader."""
     board = BOARDS[query.dashboard]
     return q.run(conn, q.expand(query.raw_sql, values, q.multi_names(board), ctx))

@@ -40,11 +40,20 @@ class Seeded:
     full_bin: str
 
 
-def _reading(sensor: str, council: str, kind: str, metric: str, value: float,
-             t: datetime) -> Reading:
+def _reading(
+    sensor: str, council: str, kind: str, metric: str, value: float, t: datetime
+) -> Reading:
     unit = KINDS[kind].metrics[metric].unit
-    return Reading(sensor_id=sensor, council=council, kind=kind, metric=metric, value=value,
-                   unit=unit, time=t, received_at=t + timedelta(seconds=2))
+    return Reading(
+        sensor_id=sensor,
+        council=council,
+        kind=kind,
+        metric=metric,
+        value=value,
+        unit=unit,
+        time=t,
+        received_at=t + timedelta(seconds=2),
+    )
 
 
 def fleet_readings(now: datetime) -> tuple[list[Reading], Fleet]:
@@ -65,20 +74,53 @@ def edge_cases(now: datetime) -> tuple[list[Reading], dict[str, str]]:
     extra: list[Reading] = []
     t0 = now - timedelta(hours=6)
     for i in range(72):  # 6 h, every 5 min: same temperature → flatline
-        extra.append(_reading("aq-flat", "aberdeen", "air_quality", "temperature", 11.5,
-                              t0 + timedelta(minutes=5 * i)))
-        extra.append(_reading("aq-flat", "aberdeen", "air_quality", "pm2_5", 5.0 + i % 7,
-                              t0 + timedelta(minutes=5 * i)))
+        extra.append(
+            _reading(
+                "aq-flat",
+                "aberdeen",
+                "air_quality",
+                "temperature",
+                11.5,
+                t0 + timedelta(minutes=5 * i),
+            )
+        )
+        extra.append(
+            _reading(
+                "aq-flat",
+                "aberdeen",
+                "air_quality",
+                "pm2_5",
+                5.0 + i % 7,
+                t0 + timedelta(minutes=5 * i),
+            )
+        )
     for i in range(48):  # a bin filling ~1.5 %/h since a collection 12 h ago, battery low
         t = now - timedelta(hours=12) + timedelta(minutes=15 * i)
-        extra.append(_reading("bin-fast", "edinburgh", "waste_bin", "fill_level",
-                              60.0 + 0.375 * i, t))
+        extra.append(
+            _reading("bin-fast", "edinburgh", "waste_bin", "fill_level", 60.0 + 0.375 * i, t)
+        )
         extra.append(_reading("bin-fast", "edinburgh", "waste_bin", "battery", 12.0, t))
-        extra.append(_reading("bin-fast", "edinburgh", "waste_bin", "temperature",
-                              14.0 + (50.0 if i == 47 else 0.0), t))
+        extra.append(
+            _reading(
+                "bin-fast",
+                "edinburgh",
+                "waste_bin",
+                "temperature",
+                14.0 + (50.0 if i == 47 else 0.0),
+                t,
+            )
+        )
     for i in range(24):  # before the collection: nearly full
-        extra.append(_reading("bin-fast", "edinburgh", "waste_bin", "fill_level", 95.0,
-                              now - timedelta(hours=18) + timedelta(minutes=15 * i)))
+        extra.append(
+            _reading(
+                "bin-fast",
+                "edinburgh",
+                "waste_bin",
+                "fill_level",
+                95.0,
+                now - timedelta(hours=18) + timedelta(minutes=15 * i),
+            )
+        )
     return extra, {"flat": "aq-flat", "bin": "bin-fast"}
 
 
@@ -86,16 +128,29 @@ def register_history(now: datetime, readings: list[Reading]) -> list[Reading]:
     """Earlier import-register reads of each meter: the previous two months and a year ago."""
     extra = []
     for meter in sorted({r.sensor_id for r in readings if r.metric == "energy_import"}):
-        first = min((r for r in readings if r.sensor_id == meter and r.metric == "energy_import"),
-                    key=lambda r: r.time)
+        first = min(
+            (r for r in readings if r.sensor_id == meter and r.metric == "energy_import"),
+            key=lambda r: r.time,
+        )
         for back, used in ((2, 2400.0), (1, 1200.0)):  # ~1,200 kWh a month before
             t = now.replace(day=1, hour=12, minute=0, second=0) - timedelta(days=28 * back)
-            extra.append(_reading(meter, first.council, "energy_meter", "energy_import",
-                                  first.value - used, t))
+            extra.append(
+                _reading(
+                    meter, first.council, "energy_meter", "energy_import", first.value - used, t
+                )
+            )
         last_year = now.replace(year=now.year - 1, day=1, hour=12, minute=0, second=0)
         for day, register in ((0, 5_000.0), (20, 6_500.0)):  # baseline: 1,500 kWh that month
-            extra.append(_reading(meter, first.council, "energy_meter", "energy_import",
-                                  register, last_year + timedelta(days=day)))
+            extra.append(
+                _reading(
+                    meter,
+                    first.council,
+                    "energy_meter",
+                    "energy_import",
+                    register,
+                    last_year + timedelta(days=day),
+                )
+            )
     return extra
 
 
@@ -106,11 +161,22 @@ def _insert_readings(url: str, readings: list[Reading]) -> None:
         for i in range(0, len(readings), 2000):
             with conn.transaction(), conn.cursor() as cur:
                 for j in range(i, min(i + 2000, len(readings)), 250):
-                    part = readings[j:min(j + 250, i + 2000, len(readings))]
+                    part = readings[j : min(j + 250, i + 2000, len(readings))]
                     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
-                    params = [x for r in part for x in (r.time, r.council, r.sensor_id, r.kind,
-                                                         r.metric, r.value, r.unit,
-                                                         r.received_at)]
+                    params = [
+                        x
+                        for r in part
+                        for x in (
+                            r.time,
+                            r.council,
+                            r.sensor_id,
+                            r.kind,
+                            r.metric,
+                            r.value,
+                            r.unit,
+                            r.received_at,
+                        )
+                    ]
                     cur.execute(f"INSERT INTO readings_stage VALUES {values}", params)
                 apply_stage(cur, maintain_rollups=False)
 
@@ -121,8 +187,9 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
     migrate(url)
     readings, fleet = fleet_readings(now)
     stale = next(s for s in fleet.sensors if s.kind == "air_quality")
-    readings = [r for r in readings
-                if r.sensor_id != stale.sensor_id or r.time < now - STALE_SENSOR_GAP]
+    readings = [
+        r for r in readings if r.sensor_id != stale.sensor_id or r.time < now - STALE_SENSOR_GAP
+    ]
     extra, names = edge_cases(now)
     extra += register_history(now, readings)
     batch = readings + extra
@@ -130,47 +197,101 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
         store = ReadingStore(url)
         try:
             for i in range(0, len(batch), 5000):
-                store.write(batch[i:i + 5000])
+                store.write(batch[i : i + 5000])
         finally:
             store.close()
     else:
         _insert_readings(url, batch)
     letters = DeadLetterStore(url)
     try:
-        letters.write([
-            (DeadLetter(reason=reason, detail=f"seeded {reason}", payload=b"{not json",
+        letters.write(
+            [
+                (
+                    DeadLetter(
+                        reason=reason,
+                        detail=f"seeded {reason}",
+                        payload=b"{not json",
                         mqtt_topic="civicpulse/aberdeen/air_quality/aq-0001",
-                        received_at=now - timedelta(minutes=7 * i)), f"seed-{i}")
-            for i, reason in enumerate(["malformed_json", "out_of_range", "malformed_json"])
-        ])
+                        received_at=now - timedelta(minutes=7 * i),
+                    ),
+                    f"seed-{i}",
+                )
+                for i, reason in enumerate(["malformed_json", "out_of_range", "malformed_json"])
+            ]
+        )
     finally:
         letters.close()
     sensors = sorted({r.sensor_id for r in readings + extra})
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         for i, sensor_id in enumerate(sensors):
-            council = "edinburgh" if sensor_id == "bin-fast" else next(
-                (s.council for s in fleet.sensors if s.sensor_id == sensor_id), "aberdeen")
+            council = (
+                "edinburgh"
+                if sensor_id == "bin-fast"
+                else next(
+                    (s.council for s in fleet.sensors if s.sensor_id == sensor_id), "aberdeen"
+                )
+            )
             lat, lon = CENTRES[council]
             cur.execute(
                 "INSERT INTO sensor_sites (sensor_id, council, site, ward, threshold_pct)"
                 " VALUES (%s, %s, %s, %s, %s)",
-                (sensor_id, council, f"Site {i + 1}", f"Ward {1 + i % 3}",
-                 75.0 if sensor_id == "bin-fast" else None))
+                (
+                    sensor_id,
+                    council,
+                    f"Site {i + 1}",
+                    f"Ward {1 + i % 3}",
+                    75.0 if sensor_id == "bin-fast" else None,
+                ),
+            )
             cur.execute(
-                "INSERT INTO sensor_locations (sensor_id, latitude, longitude)"
-                " VALUES (%s, %s, %s)", (sensor_id, lat + 0.01 * i, lon + 0.01 * i))
-        saved = save_alerts(cur, [
-            Alert(None, "edinburgh", "bin-fast", "bin-fast", "waste_bin", "bin_fire_risk",
-                  Severity.CRITICAL, AlertStatus.OPEN, now - timedelta(minutes=10), now,
-                  details={"temperature": 64.0}),
-            Alert(None, stale.council, stale.sensor_id, stale.sensor_id, "air_quality",
-                  "sensor_stale", Severity.WARNING, AlertStatus.ACKNOWLEDGED,
-                  now - timedelta(hours=2), now, acknowledged_at=now - timedelta(hours=1)),
-            Alert(None, "aberdeen", "aq-flat", "aq-flat", "air_quality", "sensor_flatline",
-                  Severity.WARNING, AlertStatus.RESOLVED, now - timedelta(hours=5),
-                  now - timedelta(hours=4), resolved_at=now - timedelta(hours=4),
-                  resolved_by="auto"),
-        ])
+                "INSERT INTO sensor_locations (sensor_id, latitude, longitude) VALUES (%s, %s, %s)",
+                (sensor_id, lat + 0.01 * i, lon + 0.01 * i),
+            )
+        saved = save_alerts(
+            cur,
+            [
+                Alert(
+                    None,
+                    "edinburgh",
+                    "bin-fast",
+                    "bin-fast",
+                    "waste_bin",
+                    "bin_fire_risk",
+                    Severity.CRITICAL,
+                    AlertStatus.OPEN,
+                    now - timedelta(minutes=10),
+                    now,
+                    details={"temperature": 64.0},
+                ),
+                Alert(
+                    None,
+                    stale.council,
+                    stale.sensor_id,
+                    stale.sensor_id,
+                    "air_quality",
+                    "sensor_stale",
+                    Severity.WARNING,
+                    AlertStatus.ACKNOWLEDGED,
+                    now - timedelta(hours=2),
+                    now,
+                    acknowledged_at=now - timedelta(hours=1),
+                ),
+                Alert(
+                    None,
+                    "aberdeen",
+                    "aq-flat",
+                    "aq-flat",
+                    "air_quality",
+                    "sensor_flatline",
+                    Severity.WARNING,
+                    AlertStatus.RESOLVED,
+                    now - timedelta(hours=5),
+                    now - timedelta(hours=4),
+                    resolved_at=now - timedelta(hours=4),
+                    resolved_by="auto",
+                ),
+            ],
+        )
     with psycopg.connect(url) as conn:  # the webhook outbox: one given up on, one pending
         with conn.cursor() as cur:
             enqueue_notifications(cur, [(a, "opened") for a in saved[:2]])
@@ -179,10 +300,10 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
         def refuse(body: dict[str, object]) -> None:
             raise ConnectionRefusedError("seeded receiver is down")
 
-        deliver_due(conn, refuse, datetime.now(UTC) + timedelta(seconds=1), limit=1,
-                    max_attempts=1)
+        deliver_due(conn, refuse, datetime.now(UTC) + timedelta(seconds=1), limit=1, max_attempts=1)
     with psycopg.connect(url) as conn:  # what `civicpulse waste forecast` does on its timer
         found, _ = forecast_all(conn, now + timedelta(seconds=1))
         store_forecasts(conn, found)
-    return Seeded(url, now, tuple(sensors), stale.sensor_id, names["flat"], names["bin"],
-                  names["bin"])
+    return Seeded(
+        url, now, tuple(sensors), stale.sensor_id, names["flat"], names["bin"], names["bin"]
+    )

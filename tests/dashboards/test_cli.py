@@ -90,8 +90,18 @@ def grafana() -> Iterator[str]:
 
 
 def test_push_creates_folder_datasource_and_every_dashboard(grafana: str) -> None:
-    args = ["dashboards", "push", "--grafana-url", grafana, "--token", "glsa_test",
-            "--db-host", "db.internal:5432", "--db-password", "s3cret"]
+    args = [
+        "dashboards",
+        "push",
+        "--grafana-url",
+        grafana,
+        "--token",
+        "glsa_test",
+        "--db-host",
+        "db.internal:5432",
+        "--db-password",
+        "s3cret",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     calls = FakeGrafana.calls
@@ -107,21 +117,25 @@ def test_push_creates_folder_datasource_and_every_dashboard(grafana: str) -> Non
     assert pushed[0]["dashboard"] == dashboards.render(pushed[0]["dashboard"]["uid"])
     again = runner.invoke(app, args)  # second time: folder exists, datasource is updated
     assert again.exit_code == 0, again.output
-    assert [m for m, p, _, _ in FakeGrafana.calls if p == "/api/datasources/uid/civicpulse-pg"
-            ][-1] == "PUT"
+    assert [m for m, p, _, _ in FakeGrafana.calls if p == "/api/datasources/uid/civicpulse-pg"][
+        -1
+    ] == "PUT"
 
 
 def test_push_fails_with_one_line_when_grafana_is_unreachable() -> None:
-    result = runner.invoke(app, ["dashboards", "push", "--grafana-url", "http://127.0.0.1:9",
-                                 "--token", "x"])
+    result = runner.invoke(
+        app, ["dashboards", "push", "--grafana-url", "http://127.0.0.1:9", "--token", "x"]
+    )
     assert result.exit_code == 1
     assert "check --grafana-url" in result.output
 
 
 @pytest.mark.integration
 def test_grant_reader_gives_a_read_only_login_and_check_passes(seeded: Seeded) -> None:
-    result = runner.invoke(app, ["dashboards", "grant-reader", "--database-url", seeded.url,
-                                 "--password", "reader-secret"])
+    result = runner.invoke(
+        app,
+        ["dashboards", "grant-reader", "--database-url", seeded.url, "--password", "reader-secret"],
+    )
     assert result.exit_code == 0, result.output
     parts = urlsplit(seeded.url)
     netloc = f"civicpulse_reader:reader-secret@{parts.hostname}:{parts.port}"
@@ -130,8 +144,9 @@ def test_grant_reader_gives_a_read_only_login_and_check_passes(seeded: Seeded) -
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("CREATE TEMP TABLE scratch (x int)")
-    check = runner.invoke(app, ["dashboards", "check", "--database-url", seeded.url,
-                                "--hours", "30"])
+    check = runner.invoke(
+        app, ["dashboards", "check", "--database-url", seeded.url, "--hours", "30"]
+    )
     assert check.exit_code == 0, check.output
     assert "FAIL" not in check.output and check.output.count("ok  ") > 30
 
@@ -144,15 +159,18 @@ def test_locations_import_upserts_positions_and_rejects_bad_rows(
 
     migrate(fresh_db)
     good = tmp_path / "assets.csv"
-    good.write_text("sensor_id,latitude,longitude,name\naq-1,57.15,-2.09,Union St\n"
-                    "bin-2,55.95,-3.19,Princes St\n")
+    good.write_text(
+        "sensor_id,latitude,longitude,name\naq-1,57.15,-2.09,Union St\n"
+        "bin-2,55.95,-3.19,Princes St\n"
+    )
     args = ["dashboards", "locations", str(good), "--database-url", fresh_db]
     assert runner.invoke(app, args).exit_code == 0
     good.write_text("sensor_id,latitude,longitude\naq-1,57.2,-2.1\n")
     assert runner.invoke(app, args).exit_code == 0
     with psycopg.connect(fresh_db) as conn:
-        rows = conn.execute("SELECT sensor_id, latitude, longitude FROM sensor_locations"
-                            " ORDER BY 1").fetchall()
+        rows = conn.execute(
+            "SELECT sensor_id, latitude, longitude FROM sensor_locations ORDER BY 1"
+        ).fetchall()
     assert rows == [("aq-1", 57.2, -2.1), ("bin-2", 55.95, -3.19)]
     bad = tmp_path / "bad.csv"
     bad.write_text("sensor_id,latitude,longitude\naq-9,north,-2\n")

@@ -52,8 +52,15 @@ def test_schema_check_rejects_a_broken_compose_file() -> None:
 
 def test_the_whole_stack_is_there() -> None:
     assert set(SERVICES) == {
-        "mosquitto", "kafka", "timescaledb", "grafana", "migrate", "ingest", "worker",
-        "forecaster", "simulator",
+        "mosquitto",
+        "kafka",
+        "timescaledb",
+        "grafana",
+        "migrate",
+        "ingest",
+        "worker",
+        "forecaster",
+        "simulator",
     }
     assert SERVICES["simulator"]["profiles"] == ["sim"]
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
@@ -140,14 +147,22 @@ def test_every_civicpulse_setting_reaches_the_civicpulse_services() -> None:
 
 def test_credentials_in_urls_match_the_accounts() -> None:
     e = env_example()
-    bridge, device, db = (urlsplit(e[k]) for k in (
-        "CIVICPULSE_MQTT_URL", "SIM_MQTT_URL", "CIVICPULSE_DATABASE_URL"))
+    bridge, device, db = (
+        urlsplit(e[k]) for k in ("CIVICPULSE_MQTT_URL", "SIM_MQTT_URL", "CIVICPULSE_DATABASE_URL")
+    )
     assert (bridge.username, bridge.password) == (
-        e["MQTT_BRIDGE_USERNAME"], e["MQTT_BRIDGE_PASSWORD"])
+        e["MQTT_BRIDGE_USERNAME"],
+        e["MQTT_BRIDGE_PASSWORD"],
+    )
     assert (device.username, device.password) == (
-        e["MQTT_DEVICE_USERNAME"], e["MQTT_DEVICE_PASSWORD"])
+        e["MQTT_DEVICE_USERNAME"],
+        e["MQTT_DEVICE_PASSWORD"],
+    )
     assert (db.username, db.password, db.path) == (
-        e["POSTGRES_USER"], e["POSTGRES_PASSWORD"], "/" + e["POSTGRES_DB"])
+        e["POSTGRES_USER"],
+        e["POSTGRES_PASSWORD"],
+        "/" + e["POSTGRES_DB"],
+    )
     assert {bridge.hostname, db.hostname} <= set(SERVICES)
 
 

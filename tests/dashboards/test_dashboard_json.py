@@ -14,8 +14,13 @@ from dashboards import querycheck as q
 from dashboards.dataquery import DATASOURCE_TYPE, DATASOURCE_UID
 from tests.dashboards.panel_runner import BOARDS
 
-UIDS = ["civicpulse-operations", "civicpulse-air-quality", "civicpulse-waste",
-        "civicpulse-energy", "civicpulse-fleet-health"]
+UIDS = [
+    "civicpulse-operations",
+    "civicpulse-air-quality",
+    "civicpulse-waste",
+    "civicpulse-energy",
+    "civicpulse-fleet-health",
+]
 PANEL_TYPES = {"row", "timeseries", "table", "stat", "bargauge", "geomap", "state-timeline"}
 
 
@@ -30,7 +35,8 @@ def test_five_dashboards_with_stable_uids_are_committed() -> None:
 def test_committed_json_is_what_the_code_generates(uid: str) -> None:
     committed = (dashboards.JSON_DIR / f"{uid}.json").read_text(encoding="utf-8")
     assert committed == dashboards.to_text(dashboards.render(uid)), (
-        "dashboards/json is stale: run `civicpulse dashboards export`")
+        "dashboards/json is stale: run `civicpulse dashboards export`"
+    )
 
 
 def without_builtin_marker(board: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,10 @@ sys.path.insert(0, str(ROOT / "docker"))
 import healthcheck  # noqa: E402
 
 USERS = {
-    "MQTT_BRIDGE_USERNAME": "bridge-user", "MQTT_BRIDGE_PASSWORD": "bridge-secret",
-    "MQTT_DEVICE_USERNAME": "device-user", "MQTT_DEVICE_PASSWORD": "device-secret",
+    "MQTT_BRIDGE_USERNAME": "bridge-user",
+    "MQTT_BRIDGE_PASSWORD": "bridge-secret",
+    "MQTT_DEVICE_USERNAME": "device-user",
+    "MQTT_DEVICE_PASSWORD": "device-secret",
 }
 
 
@@ -41,12 +43,21 @@ def broker(tmp_path: Path) -> Iterator[int]:
         conf += "user root\n"  # tmp_path is not the mosquitto user's
     (tmp_path / "data").mkdir()
     (tmp_path / "mosquitto.conf").write_text(conf)
-    env = {**os.environ, **USERS, "MOSQUITTO_AUTH_DIR": str(tmp_path / "auth"),
-           "MOSQUITTO_CONF": str(tmp_path / "mosquitto.conf"),
-           "PATH": os.environ.get("PATH", "") + ":/usr/sbin"}
+    env = {
+        **os.environ,
+        **USERS,
+        "MOSQUITTO_AUTH_DIR": str(tmp_path / "auth"),
+        "MOSQUITTO_CONF": str(tmp_path / "mosquitto.conf"),
+        "PATH": os.environ.get("PATH", "") + ":/usr/sbin",
+    }
     log = (tmp_path / "log").open("w")
-    proc = subprocess.Popen(["sh", str(ROOT / "docker/mosquitto/entrypoint.sh")], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["sh", str(ROOT / "docker/mosquitto/entrypoint.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -75,10 +86,28 @@ class Subscriber:
 
     def __init__(self, port: int, user: str, password: str, topic: str) -> None:
         # stdbuf: line-buffered stdout, or the SUBACK line only shows up when it exits
-        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", str(port), "-u", user, "-P",
-               password, "-t", topic, "-C", "1", "-W", "4", "-v"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        cmd = [
+            "stdbuf",
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-p",
+            str(port),
+            "-u",
+            user,
+            "-P",
+            password,
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "4",
+            "-v",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -98,8 +127,11 @@ class Subscriber:
         """The "topic payload" lines it printed (debug chatter left out)."""
         self.proc.wait(timeout=15)
         self.reader.join(timeout=5)
-        return "\n".join(line for line in self.lines
-                         if not line.startswith(("Client ", "Subscribed", "Timed out")))
+        return "\n".join(
+            line
+            for line in self.lines
+            if not line.startswith(("Client ", "Subscribed", "Timed out"))
+        )
 
 
 def subscribe(port: int, user: str, password: str, topic: str) -> Subscriber:
@@ -129,14 +161,22 @@ def test_mosquitto_requires_a_login_and_enforces_the_acl(broker: int) -> None:
 
 def test_entrypoint_refuses_to_start_without_passwords(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "MOSQUITTO_AUTH_DIR": str(tmp_path)}
-    result = subprocess.run(["sh", str(ROOT / "docker/mosquitto/entrypoint.sh")], env=env,
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker/mosquitto/entrypoint.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert result.returncode != 0 and "MQTT_BRIDGE_USERNAME" in result.stderr
 
 
 def test_healthcheck_endpoints_come_from_the_settings_variables() -> None:
-    env = {"CIVICPULSE_KAFKA_BOOTSTRAP": "kafka:9092,kafka2", "CIVICPULSE_MQTT_URL":
-           "mqtt://u:p@mosquitto", "CIVICPULSE_DATABASE_URL": "postgresql://a:b@db:6543/x"}
+    env = {
+        "CIVICPULSE_KAFKA_BOOTSTRAP": "kafka:9092,kafka2",
+        "CIVICPULSE_MQTT_URL": "mqtt://u:p@mosquitto",
+        "CIVICPULSE_DATABASE_URL": "postgresql://a:b@db:6543/x",
+    }
     assert healthcheck.endpoints("kafka", env) == [("kafka", 9092), ("kafka2", 9092)]
     assert healthcheck.endpoints("mqtt", env) == [("mosquitto", 1883)]
     assert healthcheck.endpoints("database", env) == [("db", 6543)]
@@ -159,15 +199,21 @@ def test_the_migrate_and_forecaster_commands_of_the_compose_file_run(fresh_db: s
 
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     shell, flag, script = services["migrate"]["command"]
-    env = {**os.environ, "CIVICPULSE_DATABASE_URL": fresh_db, "GRAFANA_DB_PASSWORD": "pw",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    done = subprocess.run([shell, flag, script], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "CIVICPULSE_DATABASE_URL": fresh_db,
+        "GRAFANA_DB_PASSWORD": "pw",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    done = subprocess.run(
+        [shell, flag, script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert "civicpulse_reader can read" in done.stderr and "log in" in done.stderr
     loop = services["forecaster"]["command"][2]
     once = loop.split("while true; do ")[1].split(";")[0].split(" ||")[0]
     assert once == "civicpulse waste forecast"
-    forecast = subprocess.run(["sh", "-c", once], env=env, capture_output=True, text=True,
-                              timeout=300)
+    forecast = subprocess.run(
+        ["sh", "-c", once], env=env, capture_output=True, text=True, timeout=300
+    )
     assert forecast.returncode == 0, forecast.stderr

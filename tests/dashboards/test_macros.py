@@ -17,7 +17,8 @@ TS = QueryContext(FROM, TO, interval=timedelta(minutes=10), timescaledb=True)
 
 def test_time_filter_uses_utc_rfc3339nano_with_trailing_zeros_trimmed() -> None:
     assert expand("WHERE $__timeFilter(time)", CTX) == (
-        "WHERE time BETWEEN '2026-11-24T06:30:00.1234Z' AND '2026-11-25T06:30:00Z'")
+        "WHERE time BETWEEN '2026-11-24T06:30:00.1234Z' AND '2026-11-25T06:30:00Z'"
+    )
 
 
 def test_non_utc_range_is_written_in_utc() -> None:
@@ -26,35 +27,42 @@ def test_non_utc_range_is_written_in_utc() -> None:
     london = datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("Europe/London"))
     ctx = QueryContext(london, london + timedelta(hours=1))
     assert expand("$__timeFrom() $__timeTo()", ctx) == (
-        "'2026-07-01T11:00:00Z' '2026-07-01T12:00:00Z'")
+        "'2026-07-01T11:00:00Z' '2026-07-01T12:00:00Z'"
+    )
 
 
 def test_time_from_and_to_are_quoted_times() -> None:
     assert expand("$__timeFrom()::timestamptz < $__timeTo()", CTX) == (
-        "'2026-11-24T06:30:00.1234Z'::timestamptz < '2026-11-25T06:30:00Z'")
+        "'2026-11-24T06:30:00.1234Z'::timestamptz < '2026-11-25T06:30:00Z'"
+    )
 
 
 def test_time_group_without_timescaledb_is_floor_of_epoch() -> None:
     assert expand("SELECT $__timeGroup(bucket, '5m') AS t", CTX) == (
-        "SELECT floor(extract(epoch from bucket)/300)*300 AS t")
+        "SELECT floor(extract(epoch from bucket)/300)*300 AS t"
+    )
 
 
 def test_time_group_with_timescaledb_is_time_bucket_with_three_decimals() -> None:
     assert expand("SELECT $__timeGroup(bucket, '5m') AS t", TS) == (
-        "SELECT time_bucket('300.000s',bucket) AS t")
+        "SELECT time_bucket('300.000s',bucket) AS t"
+    )
     assert expand("$__timeGroup(bucket, 1.5s)", TS) == "time_bucket('1.500s',bucket)"
 
 
 def test_time_group_alias_appends_as_time() -> None:
     assert expand("SELECT $__timeGroupAlias(bucket, '1h'), x", CTX) == (
-        "SELECT floor(extract(epoch from bucket)/3600)*3600 AS \"time\", x")
+        'SELECT floor(extract(epoch from bucket)/3600)*3600 AS "time", x'
+    )
 
 
 def test_time_group_directly_followed_by_a_comma_gets_the_alias() -> None:
     assert expand("SELECT $__timeGroup(bucket,'1m'), x", CTX) == (
-        "SELECT floor(extract(epoch from bucket)/60)*60 AS \"time\", x")
+        'SELECT floor(extract(epoch from bucket)/60)*60 AS "time", x'
+    )
     assert expand("SELECT $__timeGroup(bucket,'1m') , x", CTX) == (
-        "SELECT floor(extract(epoch from bucket)/60)*60 , x")
+        "SELECT floor(extract(epoch from bucket)/60)*60 , x"
+    )
 
 
 def test_alias_detection_looks_at_the_first_occurrence_only() -> None:
@@ -85,8 +93,14 @@ def test_time_and_epoch_macros() -> None:
 
 def test_interval_and_interval_ms() -> None:
     assert expand("$__interval_ms / $__interval", CTX) == "600000 / 10m"
-    for seconds, text in ((0.0005, "1ms"), (0.25, "250ms"), (90, "1m"), (7200, "2h"),
-                          (86400 * 3, "3d"), (86400 * 400, "1y")):
+    for seconds, text in (
+        (0.0005, "1ms"),
+        (0.25, "250ms"),
+        (90, "1m"),
+        (7200, "2h"),
+        (86400 * 3, "3d"),
+        (86400 * 400, "1y"),
+    ):
         assert macros.format_interval(timedelta(seconds=seconds)) == text
     assert expand("$__timeGroup(t, $__interval)", CTX) == "floor(extract(epoch from t)/600)*600"
 
@@ -122,5 +136,6 @@ def test_multi_value_variables_are_quoted_lists_and_single_values_escaped() -> N
     multi = frozenset({"council", "one"})
     sql = "council IN ($council) AND p = $pct AND o IN (${one}) AND [[pct]] AND $__timeFrom()"
     assert templating.interpolate(sql, values, multi) == (
-        "council IN ('aberdeen','o''hara') AND p = 50 AND o IN ('x''y') AND 50 AND $__timeFrom()")
+        "council IN ('aberdeen','o''hara') AND p = 50 AND o IN ('x''y') AND 50 AND $__timeFrom()"
+    )
     assert templating.interpolate("$unknown", values) == "$unknown"

@@ -55,8 +55,12 @@ def test_panels_run_with_one_choice_per_variable(conn: psycopg.Connection, mode:
 def test_the_reader_role_cannot_write_or_read_outside_the_contract(
     conn: psycopg.Connection,
 ) -> None:
-    for sql in ("DELETE FROM readings", "INSERT INTO sensor_locations VALUES ('x', 57, -2)",
-                "SELECT * FROM schema_migrations", "SELECT * FROM alert_events"):
+    for sql in (
+        "DELETE FROM readings",
+        "INSERT INTO sensor_locations VALUES ('x', 57, -2)",
+        "SELECT * FROM schema_migrations",
+        "SELECT * FROM alert_events",
+    ):
         with conn.transaction(force_rollback=True):
             conn.execute("SET LOCAL ROLE civicpulse_reader")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -86,7 +90,10 @@ def test_panels_find_the_seeded_problems(
     assert [(r["sensor"], r["metric"]) for r in flat] == [(seeded.flat_sensor, "temperature")]
     counts = _rows(conn, mode, fleet, "Fleet")[0]
     assert (counts["Sensors"], counts["Stale"], counts["Low battery"]) == (
-        len(seeded.sensors), len(stale), 1)
+        len(seeded.sensors),
+        len(stale),
+        1,
+    )
     due = _rows(conn, mode, "civicpulse-waste", "Due today and tomorrow")
     fast = next(r for r in due if r["bin"] == seeded.full_bin)
     assert fast["due"] == "today" and fast["threshold %"] == 75.0 and fast["% per day"] > 0
@@ -97,8 +104,10 @@ def test_panels_find_the_seeded_problems(
     outbox = _rows(conn, mode, "civicpulse-operations", "Alert notifications not delivered")
     assert [r["delivery"] for r in outbox] == ["given up", "pending"]
     assert "seeded receiver is down" in outbox[0]["last error"]
-    status = {r["sensor_id"]: r["status"]
-              for r in _rows(conn, mode, "civicpulse-operations", "Sensors by status")}
+    status = {
+        r["sensor_id"]: r["status"]
+        for r in _rows(conn, mode, "civicpulse-operations", "Sensors by status")
+    }
     assert status[seeded.stale_sensor] == "stale" and status[seeded.full_bin] == "critical"
 
 

@@ -30,7 +30,8 @@ def same(a: Any, b: Any) -> bool:
 def same_rows(pg: list[tuple[Any, ...]], ts: list[tuple[Any, ...]]) -> bool:
     return len(pg) == len(ts) and all(
         len(x) == len(y) and all(same(u, v) for u, v in zip(x, y, strict=True))
-        for x, y in zip(pg, ts, strict=True))
+        for x, y in zip(pg, ts, strict=True)
+    )
 
 
 @pytest.mark.integration
@@ -47,7 +48,8 @@ def test_every_panel_runs_on_timescaledb_and_agrees_with_postgresql(
             pg_rows[query] = run_panel(pg, query, pg_values[query.dashboard], ctx).rows
     with psycopg.connect(fresh_timescale_url) as ts:
         assert ts.execute(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (1,)
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone() == (1,)
         ts_values = {uid: q.resolve_variables(ts, b, ctx) for uid, b in BOARDS.items()}
         assert ts_values == pg_values, "variable options differ"
         for query in QUERIES:

@@ -30,9 +30,13 @@ def test_daqi_index_matches_the_core_at_every_band_boundary(conn: psycopg.Connec
                     cases.append((metric, value))
     rows = conn.execute(
         "SELECT dash_daqi_index(m, v) FROM unnest(%s::text[], %s::float8[]) AS t (m, v)",
-        ([m for m, _ in cases], [v for _, v in cases])).fetchall()
-    wrong = [(m, v, got, daqi.index_for(m, v)) for (m, v), (got,) in zip(cases, rows, strict=True)
-             if got != daqi.index_for(m, v)]
+        ([m for m, _ in cases], [v for _, v in cases]),
+    ).fetchall()
+    wrong = [
+        (m, v, got, daqi.index_for(m, v))
+        for (m, v), (got,) in zip(cases, rows, strict=True)
+        if got != daqi.index_for(m, v)
+    ]
     assert wrong == []
 
 
@@ -40,9 +44,12 @@ def test_daqi_bands_and_windows(conn: psycopg.Connection) -> None:
     for index in range(1, 11):
         (band,) = conn.execute("SELECT dash_daqi_band(%s)", (index,)).fetchone()
         assert band == daqi.band_for(index)
-    hours = dict(conn.execute(
-        "SELECT m, extract(epoch FROM dash_daqi_window(m)) / 3600 FROM unnest(%s::text[]) m",
-        (list(daqi.POLLUTANTS),)).fetchall())
+    hours = dict(
+        conn.execute(
+            "SELECT m, extract(epoch FROM dash_daqi_window(m)) / 3600 FROM unnest(%s::text[]) m",
+            (list(daqi.POLLUTANTS),),
+        ).fetchall()
+    )
     assert hours == {"pm2_5": 24, "pm10": 24, "no2": 1, "o3": 8, "so2": 0.25}
 
 

@@ -29,7 +29,10 @@ class CivicProcess:
         log.flush()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "civicpulse.cli", *self.args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         return self

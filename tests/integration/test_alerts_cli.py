@@ -19,9 +19,18 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def fill(sensor: str, i: int, value: float) -> bytes:
     t = T0 + timedelta(minutes=15 * i)
-    return encode_reading(Reading(sensor_id=sensor, council="aberdeen", kind="waste_bin",
-                                  metric="fill_level", value=value, unit="%", time=t,
-                                  received_at=t))
+    return encode_reading(
+        Reading(
+            sensor_id=sensor,
+            council="aberdeen",
+            kind="waste_bin",
+            metric="fill_level",
+            value=value,
+            unit="%",
+            time=t,
+            received_at=t,
+        )
+    )
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -41,11 +50,17 @@ def test_operators_list_acknowledge_and_resolve_alerts(fresh_db: str) -> None:
     assert code == 0
     [live] = json.loads(out)
     assert (live["sensor_id"], live["rule"], live["state"], live["count"]) == (
-        "bin-1", "bin_collection_needed", "open", 2)
+        "bin-1",
+        "bin_collection_needed",
+        "open",
+        2,
+    )
     assert live["opened_at"] == (T0 + timedelta(minutes=15)).isoformat()
     code, out = cli("alerts", "list", "--state", "all", "--json", *db)
     assert {(a["sensor_id"], a["state"]) for a in json.loads(out)} == {
-        ("bin-1", "open"), ("bin-2", "resolved")}
+        ("bin-1", "open"),
+        ("bin-2", "resolved"),
+    }
 
     code, out = cli("alerts", "ack", str(live["id"]), "--by", "ops-1", "--json", *db)
     assert code == 0 and json.loads(out)["state"] == "acknowledged"
@@ -70,10 +85,16 @@ def test_impossible_value_dead_letters_raise_one_health_alert_each_sensor(fresh_
     migrate(fresh_db)
     pipeline = ReadingPipeline(ReadingStore(fresh_db))
     letters = DeadLetterStore(fresh_db)
-    bad = DeadLetter("out_of_range", "fill_level value 250 is too large", b"{}",
-                     "civicpulse/aberdeen/waste_bin/bin-9", T0)
-    other = DeadLetter("malformed_json", "not JSON", b"x",
-                       "civicpulse/aberdeen/waste_bin/bin-8", T0)
+    bad = DeadLetter(
+        "out_of_range",
+        "fill_level value 250 is too large",
+        b"{}",
+        "civicpulse/aberdeen/waste_bin/bin-9",
+        T0,
+    )
+    other = DeadLetter(
+        "malformed_json", "not JSON", b"x", "civicpulse/aberdeen/waste_bin/bin-8", T0
+    )
     letters.write([(bad, "t:1"), (other, "t:2"), (bad, "t:3")])
     assert len(pipeline.tick(T0 + timedelta(seconds=5))) == 1
     assert pipeline.tick(T0 + timedelta(seconds=10)) == []  # the watermark moved on
@@ -81,7 +102,10 @@ def test_impossible_value_dead_letters_raise_one_health_alert_each_sensor(fresh_
     assert code == 0
     [alert] = json.loads(out)
     assert (alert["sensor_id"], alert["rule"], alert["count"]) == (
-        "bin-9", "sensor_impossible_value", 2)
+        "bin-9",
+        "sensor_impossible_value",
+        2,
+    )
     later = T0 + timedelta(hours=7)  # quiet for longer than the rule's 6 h: resolved
     [resolved] = pipeline.tick(later)
     assert resolved.state.value == "resolved"

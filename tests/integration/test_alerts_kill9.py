@@ -35,9 +35,21 @@ RATE = 400  # replayed messages per second: slow enough to kill in the middle
 
 def _replay(path: Path, mqtt_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "civicpulse.cli", "replay", str(path), "--mqtt-url", mqtt_url,
-         "--rate", str(RATE)], env=civic_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "replay",
+            str(path),
+            "--mqtt-url",
+            mqtt_url,
+            "--rate",
+            str(RATE),
+        ],
+        env=civic_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -79,9 +91,16 @@ def test_alerts_survive_kill9_of_each_engine(
     try:
         reference.start()
         _finish(_replay(recording, reference.mqtt_url))
-        assert wait_until(lambda: count(reference.database_url, "SELECT count(*) FROM"
-                                        " alert_events WHERE rule = 'sensor_impossible_value'")
-                          > 0, timeout=15)
+        assert wait_until(
+            lambda: (
+                count(
+                    reference.database_url,
+                    "SELECT count(*) FROM alert_events WHERE rule = 'sensor_impossible_value'",
+                )
+                > 0
+            ),
+            timeout=15,
+        )
         want, stored = alerts(reference.database_url), count(reference.database_url, READINGS)
         want_states = _states(reference.database_url)
         assert want[0], "the scenario raised no condition alerts"
@@ -94,8 +113,11 @@ def test_alerts_survive_kill9_of_each_engine(
     try:
         embedded.start()
         replay = _replay(recording, embedded.mqtt_url)
-        assert wait_until(lambda: count(embedded.database_url, READINGS) >= stored * 0.4,
-                          timeout=60, interval=0.05)
+        assert wait_until(
+            lambda: count(embedded.database_url, READINGS) >= stored * 0.4,
+            timeout=60,
+            interval=0.05,
+        )
         embedded.process.kill9()
         time.sleep(0.5)
         embedded.start()  # the replaying client reconnects and resends what was not acked
@@ -117,23 +139,32 @@ def test_alerts_survive_kill9_of_each_engine(
     # the distributed path, the Faust worker killed in the middle and restarted
     run = uuid.uuid4().hex[:8]
     env = civic_env(
-        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, database_url=fresh_db,
-        readings_topic=f"k9.{run}.readings", deadletter_topic=f"k9.{run}.dlq",
-        mqtt_client_id=f"bridge-{run}", mqtt_share_group=f"g{run}", faust_app_id=f"k9-{run}",
-        kafka_partitions="3", batch_seconds="0.3", kafka_session_timeout_s="6",
+        mqtt_url=mqtt_url,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=fresh_db,
+        readings_topic=f"k9.{run}.readings",
+        deadletter_topic=f"k9.{run}.dlq",
+        mqtt_client_id=f"bridge-{run}",
+        mqtt_share_group=f"g{run}",
+        faust_app_id=f"k9-{run}",
+        kafka_partitions="3",
+        batch_seconds="0.3",
+        kafka_session_timeout_s="6",
     )
     bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
     worker = CivicProcess(["process"], env, tmp_path / "worker.log")
     with running(bridge, worker):
         bridge.wait_for_log("subscribed to", timeout=60)
         replay = _replay(recording, mqtt_url)
-        assert wait_until(lambda: count(fresh_db, READINGS) >= stored * 0.4, timeout=90,
-                          interval=0.05), worker.log_tail()
+        assert wait_until(
+            lambda: count(fresh_db, READINGS) >= stored * 0.4, timeout=90, interval=0.05
+        ), worker.log_tail()
         worker.kill9()
         time.sleep(0.5)
         worker.start()
         _finish(replay)
         assert wait_until(lambda: settled(fresh_db, want, stored), timeout=90), (
-            _diff(fresh_db, want) + "\n" + worker.log_tail())
+            _diff(fresh_db, want) + "\n" + worker.log_tail()
+        )
         assert count(fresh_db, READINGS) == stored
         assert _states(fresh_db) == want_states

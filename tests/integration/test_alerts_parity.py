@@ -27,21 +27,33 @@ pytestmark = pytest.mark.integration
 
 WALL_CLOCK_RULES = {"sensor_stale", "sensor_impossible_value"}
 EVENT_RULES = {name for name, policy in RULES.items() if policy.event} - WALL_CLOCK_RULES
-ALERTS = ("SELECT sensor_id, rule, severity, opened_at, count, flaps, resolved_at, resolved_by"
-          " FROM alert_events")
+ALERTS = (
+    "SELECT sensor_id, rule, severity, opened_at, count, flaps, resolved_at, resolved_by"
+    " FROM alert_events"
+)
 READINGS = "SELECT count(*) FROM readings"
 
 
 def scenario(path: Path) -> int:
     """A small labelled recording ending an hour ago (ingest accepts a week of the past)."""
     start = (datetime.now(UTC) - timedelta(days=4, hours=1)).replace(
-        minute=0, second=0, microsecond=0)
+        minute=0, second=0, microsecond=0
+    )
     spec = ScenarioSpec(
-        seed=11, start=start,
+        seed=11,
+        start=start,
         sensors={"air_quality": 2, "waste_bin": 3, "energy_meter": 2},
         days={"air_quality": 1, "waste_bin": 4, "energy_meter": 4},
-        counts={"flatline": 1, "statistical": 1, "no2_very_high": 1, "impossible": 1,
-                "fire": 1, "tilt": 1, "low_battery": 1, "register_reset": 1},
+        counts={
+            "flatline": 1,
+            "statistical": 1,
+            "no2_very_high": 1,
+            "impossible": 1,
+            "fire": 1,
+            "tilt": 1,
+            "low_battery": 1,
+            "register_reset": 1,
+        },
     )
     s = build_scenario(spec)
     write_recording(path, s.messages)
@@ -77,9 +89,16 @@ def test_embedded_and_faust_engines_raise_the_same_alerts(
     embedded = Embedded(tmp_path)
     try:
         replay(recording, embedded.start().mqtt_url)
-        assert wait_until(lambda: count(embedded.database_url, "SELECT count(*) FROM alert_events"
-                                        " WHERE rule = 'sensor_impossible_value'") > 0,
-                          timeout=15)  # the engine's tick turns the dead letter into an alert
+        assert wait_until(
+            lambda: (
+                count(
+                    embedded.database_url,
+                    "SELECT count(*) FROM alert_events WHERE rule = 'sensor_impossible_value'",
+                )
+                > 0
+            ),
+            timeout=15,
+        )  # the engine's tick turns the dead letter into an alert
         local = alerts(embedded.database_url)
         stored = count(embedded.database_url, READINGS)  # the impossible message is not stored
         assert embedded.process.stop() == 0, embedded.process.log_tail()
@@ -88,10 +107,16 @@ def test_embedded_and_faust_engines_raise_the_same_alerts(
 
     run_id = uuid.uuid4().hex[:8]
     env = civic_env(
-        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, database_url=fresh_db,
-        readings_topic=f"alerts.{run_id}.readings", deadletter_topic=f"alerts.{run_id}.dlq",
-        mqtt_client_id=f"bridge-{run_id}", mqtt_share_group=f"g{run_id}",
-        faust_app_id=f"alerts-{run_id}", kafka_partitions="3", batch_seconds="0.3",
+        mqtt_url=mqtt_url,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=fresh_db,
+        readings_topic=f"alerts.{run_id}.readings",
+        deadletter_topic=f"alerts.{run_id}.dlq",
+        mqtt_client_id=f"bridge-{run_id}",
+        mqtt_share_group=f"g{run_id}",
+        faust_app_id=f"alerts-{run_id}",
+        kafka_partitions="3",
+        batch_seconds="0.3",
         log_level="INFO",
     )
     bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
@@ -100,19 +125,31 @@ def test_embedded_and_faust_engines_raise_the_same_alerts(
         bridge.wait_for_log("subscribed to", timeout=40)
         replay(recording, mqtt_url)
         assert wait_until(
-            lambda: count(fresh_db, READINGS) >= stored
-            and alerts(fresh_db)[1] == local[1], timeout=40, interval=0.5,
-        ), (f"distributed path incomplete: {count(fresh_db, READINGS)} of {stored}"
-            f" readings, {alerts(fresh_db)[1]} vs {local[1]}\n{worker.log_tail()}")
+            lambda: count(fresh_db, READINGS) >= stored and alerts(fresh_db)[1] == local[1],
+            timeout=40,
+            interval=0.5,
+        ), (
+            f"distributed path incomplete: {count(fresh_db, READINGS)} of {stored}"
+            f" readings, {alerts(fresh_db)[1]} vs {local[1]}\n{worker.log_tail()}"
+        )
         time.sleep(1.0)  # a last batch's alerts commit with its readings: nothing trails
     remote = alerts(fresh_db)
 
     assert 0 < n_readings - stored <= 10
     rules = {row[1] for row in local[0]}
-    assert {"sensor_flatline", "bin_fire_risk", "daqi_very_high", "statistical_outlier",
-            "bin_tilted", "sensor_low_battery"} <= rules
-    assert {"energy_register_reset", "no2_hourly_exceedance", "sensor_impossible_value",
-            "sensor_stale"} <= {row[1] for row in local[1]}
+    assert {
+        "sensor_flatline",
+        "bin_fire_risk",
+        "daqi_very_high",
+        "statistical_outlier",
+        "bin_tilted",
+        "sensor_low_battery",
+    } <= rules
+    assert {
+        "energy_register_reset",
+        "no2_hourly_exceedance",
+        "sensor_impossible_value",
+        "sensor_stale",
+    } <= {row[1] for row in local[1]}
     assert local[0] == remote[0]
     assert local[1] == remote[1]
-

@@ -35,8 +35,17 @@ SPEC = ScenarioSpec(
     seed=7,
     sensors={"air_quality": 3, "waste_bin": 4, "energy_meter": 3},
     days={"air_quality": 1, "waste_bin": 4, "energy_meter": 4},
-    counts={"flatline": 2, "statistical": 2, "no2_very_high": 1, "fire": 2, "tilt": 2,
-            "low_battery": 1, "register_reset": 2, "out_of_hours": 2, "spike": 2},
+    counts={
+        "flatline": 2,
+        "statistical": 2,
+        "no2_very_high": 1,
+        "fire": 2,
+        "tilt": 2,
+        "low_battery": 1,
+        "register_reset": 2,
+        "out_of_hours": 2,
+        "spike": 2,
+    },
 )
 END = datetime(2026, 1, 10, tzinfo=UTC)
 
@@ -55,7 +64,7 @@ def worker_main() -> None:
     pipeline = ReadingPipeline(ReadingStore(url))
     offset = int(Path(offset_path).read_text() or 0)
     while offset < len(values):
-        pipeline.process(values[offset:offset + BATCH])
+        pipeline.process(values[offset : offset + BATCH])
         offset = min(offset + BATCH, len(values))
         tmp = Path(offset_path + ".tmp")
         tmp.write_text(str(offset))
@@ -70,10 +79,12 @@ def snapshot(url: str) -> tuple[list[tuple], list[tuple], int, list[tuple]]:
             " count, flaps, details FROM alert_events ORDER BY sensor_id, rule, opened_at"
         ).fetchall()
         states = conn.execute(
-            "SELECT sensor_id, detector, state FROM detector_state ORDER BY 1, 2").fetchall()
+            "SELECT sensor_id, detector, state FROM detector_state ORDER BY 1, 2"
+        ).fetchall()
         readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
         notes = conn.execute(
-            "SELECT event, payload - 'id' FROM alert_notifications ORDER BY id").fetchall()
+            "SELECT event, payload - 'id' FROM alert_notifications ORDER BY id"
+        ).fetchall()
     return alerts, states, readings, notes
 
 
@@ -90,7 +101,7 @@ def test_kill9_and_replays_neither_lose_nor_duplicate_alerts(
         migrate(ref_url)
         ref = ReadingPipeline(ReadingStore(ref_url))
         for i in range(0, len(values), BATCH):
-            ref.process(values[i:i + BATCH])
+            ref.process(values[i : i + BATCH])
         ref.tick(END)
         expected = snapshot(ref_url)
     finally:
@@ -105,9 +116,14 @@ def test_kill9_and_replays_neither_lose_nor_duplicate_alerts(
     values_path.write_text("\n".join(base64.b64encode(v).decode() for v in values))
     offset_path.write_text("0")
     rng = random.Random(3)
-    cmd = [sys.executable, "-c",
-           "from tests.integration.test_alerts_restart import worker_main; worker_main()",
-           fresh_db, str(values_path), str(offset_path)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from tests.integration.test_alerts_restart import worker_main; worker_main()",
+        fresh_db,
+        str(values_path),
+        str(offset_path),
+    ]
     kills = 0
     for _ in range(4):
         proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)

@@ -52,9 +52,18 @@ def webhook() -> Iterator[str]:
 
 def fill(i: int, value: float) -> bytes:
     t = T0 + timedelta(minutes=15 * i)
-    return encode_reading(Reading(sensor_id="bin-1", council="aberdeen", kind="waste_bin",
-                                  metric="fill_level", value=value, unit="%", time=t,
-                                  received_at=t))
+    return encode_reading(
+        Reading(
+            sensor_id="bin-1",
+            council="aberdeen",
+            kind="waste_bin",
+            metric="fill_level",
+            value=value,
+            unit="%",
+            time=t,
+            received_at=t,
+        )
+    )
 
 
 @pytest.mark.integration
@@ -77,7 +86,8 @@ def test_notifications_are_queued_with_the_alert_and_retried_until_delivered(
     assert [(b["event"], b["rule"], b["count"]) for b in Receiver.received] == [
         ("opened", "bin_collection_needed", 1),  # as it was when it opened
         ("resolved", "bin_collection_needed", 3),
-        ("reopened", "bin_collection_needed", 4)]  # repeats stay quiet
+        ("reopened", "bin_collection_needed", 4),
+    ]  # repeats stay quiet
 
 
 @pytest.mark.integration
@@ -90,10 +100,12 @@ def test_a_webhook_that_keeps_failing_dead_letters_the_notification(
     post = post_json(webhook)
     now = datetime.now(UTC) + timedelta(seconds=1)
     with psycopg.connect(fresh_db) as conn:
-        outcomes = [deliver_due(conn, post, now + timedelta(hours=h), max_attempts=3)
-                    for h in range(4)]
+        outcomes = [
+            deliver_due(conn, post, now + timedelta(hours=h), max_attempts=3) for h in range(4)
+        ]
         assert outcomes == [(0, 1, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0)]
-        row = conn.execute("SELECT attempts, dead_at IS NOT NULL, last_error"
-                           " FROM alert_notifications").fetchone()
+        row = conn.execute(
+            "SELECT attempts, dead_at IS NOT NULL, last_error FROM alert_notifications"
+        ).fetchone()
     assert row[0] == 3 and row[1] and "503" in row[2]
     assert Receiver.received == []

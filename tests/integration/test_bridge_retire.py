@@ -32,9 +32,14 @@ def test_retiring_a_dead_bridge_drains_its_stranded_share(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     topic = f"retire.{run}.readings"
-    base = dict(mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, readings_topic=topic,
-                deadletter_topic=f"retire.{run}.dead", mqtt_share_group=f"g{run}",
-                kafka_partitions="2")
+    base = dict(
+        mqtt_url=mqtt_url,
+        kafka_bootstrap=kafka_bootstrap,
+        readings_topic=topic,
+        deadletter_topic=f"retire.{run}.dead",
+        mqtt_share_group=f"g{run}",
+        kafka_partitions="2",
+    )
     a = CivicProcess(["ingest"], civic_env(**base, mqtt_client_id=f"a-{run}"), tmp_path / "a.log")
     b = CivicProcess(["ingest"], civic_env(**base, mqtt_client_id=f"b-{run}"), tmp_path / "b.log")
     fleet = Fleet.build(50, seed=3)
@@ -52,8 +57,10 @@ def test_retiring_a_dead_bridge_drains_its_stranded_share(
 
         retire = subprocess.run(
             [sys.executable, "-m", "civicpulse.cli", "ingest", "--retire"],
-            env=civic_env(**base, mqtt_client_id=f"a-{run}"), capture_output=True,
-            timeout=120, check=False,
+            env=civic_env(**base, mqtt_client_id=f"a-{run}"),
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
         assert retire.returncode == 0, retire.stderr.decode()[-2000:]
         assert "retired" in retire.stderr.decode()

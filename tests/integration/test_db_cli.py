@@ -18,8 +18,11 @@ pytestmark = pytest.mark.integration
 def _cli(db: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "civicpulse.cli", "db", *args],
-        env=civic_env(database_url=db, **settings), capture_output=True, text=True,
-        timeout=120, check=False,
+        env=civic_env(database_url=db, **settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -44,8 +47,10 @@ def test_migrate_is_idempotent_and_retention_keeps_the_horizon(fresh_db: str) ->
     assert kept.returncode == 0, kept.stderr
     assert json.loads(kept.stdout)["deleted"]["readings"] == 1
     with psycopg.connect(fresh_db) as conn:
-        ages = sorted(round((now - t).total_seconds() / 86400) for (t,) in
-                      conn.execute("SELECT time FROM readings").fetchall())
+        ages = sorted(
+            round((now - t).total_seconds() / 86400)
+            for (t,) in conn.execute("SELECT time FROM readings").fetchall()
+        )
     assert ages == [1, 40]
 
 

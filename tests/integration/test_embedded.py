@@ -42,7 +42,8 @@ class Embedded:
         self.mqtt_url = f"mqtt://127.0.0.1:{self.port}"
         self.process = CivicProcess(
             ["run", "--mqtt-url", self.mqtt_url, "--data-dir", str(self.data_dir)],
-            civic_env(log_level="INFO"), tmp / "run.log",
+            civic_env(log_level="INFO"),
+            tmp / "run.log",
         )
         self.database_url = ""
 
@@ -82,26 +83,50 @@ def engine(tmp_path: Path) -> Iterator[Embedded]:
 
 
 def reading_payload(sensor: str, when: datetime, value: float) -> str:
-    return json.dumps({"v": 1, "sensor_id": sensor, "time": when.isoformat(),
-                       "readings": [{"metric": "pm10", "value": value, "unit": "ug/m3"}]})
+    return json.dumps(
+        {
+            "v": 1,
+            "sensor_id": sensor,
+            "time": when.isoformat(),
+            "readings": [{"metric": "pm10", "value": value, "unit": "ug/m3"}],
+        }
+    )
 
 
 def test_mosquitto_pub_reading_is_in_the_database_within_a_second(engine: Embedded) -> None:
     topic = "civicpulse/camden/air_quality/aq-test-1"
     sub = subprocess.Popen(  # another subscriber must still get the message (normal broker)
-        ["mosquitto_sub", "-p", str(engine.port), "-q", "1", "-t", "civicpulse/#", "-C", "1",
-         "-W", "10"], stdout=subprocess.PIPE, text=True,
+        [
+            "mosquitto_sub",
+            "-p",
+            str(engine.port),
+            "-q",
+            "1",
+            "-t",
+            "civicpulse/#",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     time.sleep(0.5)
     when = datetime.now(UTC).replace(microsecond=123000)
     payload = reading_payload("aq-test-1", when, 12.5)
     started = time.monotonic()
-    subprocess.run(["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic,
-                    "-m", payload], check=True, timeout=10)
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic, "-m", payload],
+        check=True,
+        timeout=10,
+    )
     rows: list[tuple[object, ...]] = []
     while time.monotonic() - started < 1.0 and not rows:
-        rows = engine.query("SELECT council, sensor_id, kind, metric, value, time FROM readings"
-                            " WHERE sensor_id = 'aq-test-1'")
+        rows = engine.query(
+            "SELECT council, sensor_id, kind, metric, value, time FROM readings"
+            " WHERE sensor_id = 'aq-test-1'"
+        )
     elapsed = time.monotonic() - started
     assert rows == [("camden", "aq-test-1", "air_quality", "pm10", 12.5, when)], elapsed
     assert elapsed < 1.0
@@ -111,8 +136,11 @@ def test_mosquitto_pub_reading_is_in_the_database_within_a_second(engine: Embedd
 
 def test_rejected_message_is_a_dead_letter_and_still_acknowledged(engine: Embedded) -> None:
     topic = "civicpulse/camden/air_quality/aq-test-2"
-    subprocess.run(["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic,
-                    "-m", "pm10=12.3"], check=True, timeout=10)
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(engine.port), "-q", "1", "-t", topic, "-m", "pm10=12.3"],
+        check=True,
+        timeout=10,
+    )
     assert engine.query("SELECT reason, mqtt_topic, payload FROM dead_letters") == [
         ("malformed_json", topic, b"pm10=12.3")
     ]
@@ -122,16 +150,31 @@ def test_replay_publishes_a_recording(engine: Embedded, tmp_path: Path) -> None:
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
     recording = tmp_path / "rec.jsonl"
     lines = [
-        {"topic": f"civicpulse/leeds/air_quality/aq-r{i % 3}",
-         "payload_b64": base64.b64encode(reading_payload(
-             f"aq-r{i % 3}", start + timedelta(seconds=i), float(i)).encode()).decode(),
-         "t": i / 100}
+        {
+            "topic": f"civicpulse/leeds/air_quality/aq-r{i % 3}",
+            "payload_b64": base64.b64encode(
+                reading_payload(f"aq-r{i % 3}", start + timedelta(seconds=i), float(i)).encode()
+            ).decode(),
+            "t": i / 100,
+        }
         for i in range(30)
     ]
     recording.write_text("".join(json.dumps(line) + "\n" for line in lines))
     done = subprocess.run(
-        [sys.executable, "-m", "civicpulse.cli", "replay", str(recording), "--mqtt-url",
-         engine.mqtt_url, "--rate", "0"], env=civic_env(), capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "replay",
+            str(recording),
+            "--mqtt-url",
+            engine.mqtt_url,
+            "--rate",
+            "0",
+        ],
+        env=civic_env(),
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -144,7 +187,10 @@ def test_replay_publishes_a_recording(engine: Embedded, tmp_path: Path) -> None:
 def test_replay_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "civicpulse.cli", "replay", str(tmp_path / "nope.jsonl")],
-        env=civic_env(), capture_output=True, text=True, timeout=60,
+        env=civic_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "civicpulse simulate --record" in done.stderr

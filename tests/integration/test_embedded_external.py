@@ -49,9 +49,15 @@ def test_external_broker_mode_stores_everything_once_across_kill9(
         proc.start()
         db_url = _wait_ready(proc, 0)
         progress = {"sent": 0}
-        publisher = threading.Thread(target=lambda: publish(
-            messages, mqtt_url, rate=300, client_id=f"p-{run}",
-            progress=lambda sent, _a: progress.__setitem__("sent", sent)))
+        publisher = threading.Thread(
+            target=lambda: publish(
+                messages,
+                mqtt_url,
+                rate=300,
+                client_id=f"p-{run}",
+                progress=lambda sent, _a: progress.__setitem__("sent", sent),
+            )
+        )
         publisher.start()
         assert wait_until(lambda: progress["sent"] >= 600, timeout=30, interval=0.05)
         proc.kill9()  # mid-stream: unacked messages stay in its Mosquitto session

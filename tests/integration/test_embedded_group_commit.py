@@ -21,8 +21,15 @@ START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 
 def message(i: int, n: int = 10) -> tuple[str, bytes]:
     sensor = f"aq-g{i:04d}"
-    readings = [{"metric": "no2", "value": float(k), "unit": "ug/m3",
-                 "time": (START + timedelta(seconds=k)).isoformat()} for k in range(n)]
+    readings = [
+        {
+            "metric": "no2",
+            "value": float(k),
+            "unit": "ug/m3",
+            "time": (START + timedelta(seconds=k)).isoformat(),
+        }
+        for k in range(n)
+    ]
     payload = {"v": 1, "sensor_id": sensor, "readings": readings}
     return f"civicpulse/bath/air_quality/{sensor}", json.dumps(payload).encode()
 
@@ -73,8 +80,9 @@ def test_dead_letters_are_committed_once_per_distinct_message(fresh_db: str) -> 
         c = committer(fresh_db)
         c.start()
         topic = "civicpulse/bath/air_quality/aq-bad"
-        await asyncio.gather(c.submit(topic, b"not json"), c.submit(topic, b"{]"),
-                             c.submit(*message(1)))
+        await asyncio.gather(
+            c.submit(topic, b"not json"), c.submit(topic, b"{]"), c.submit(*message(1))
+        )
         await c.submit(topic, b"not json")  # a device's redelivery of the same bytes
         await c.stop()
 
@@ -104,16 +112,20 @@ def test_nothing_is_released_while_the_database_is_unreachable() -> None:
 def test_a_message_the_database_refuses_holds_up_only_itself(fresh_db: str) -> None:
     migrate(fresh_db)
     with psycopg.connect(fresh_db, autocommit=True) as conn:  # a rule only this message breaks
-        conn.execute("ALTER TABLE dead_letters ADD CONSTRAINT test_refuses"
-                     " CHECK (mqtt_topic NOT LIKE '%refused%')")
+        conn.execute(
+            "ALTER TABLE dead_letters ADD CONSTRAINT test_refuses"
+            " CHECK (mqtt_topic NOT LIKE '%refused%')"
+        )
     nul_topic = "civicpulse/bath/air_quality/aq-refused"
 
     async def main() -> list[BaseException | None]:
         c = committer(fresh_db, window_s=0.05)
         c.start()
-        results = await asyncio.gather(c.submit(nul_topic, b"{}"),
-                                       *(c.submit(*message(i)) for i in range(5)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            c.submit(nul_topic, b"{}"),
+            *(c.submit(*message(i)) for i in range(5)),
+            return_exceptions=True,
+        )
         await c.stop()
         return results
 

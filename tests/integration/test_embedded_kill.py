@@ -30,11 +30,18 @@ def build_messages(start: datetime) -> list[tuple[str, bytes, list[tuple[str, da
     for i in range(MESSAGES):
         sensor = f"aq-k{i % SENSORS:03d}"
         base = start + timedelta(seconds=(i // SENSORS) * PER_MESSAGE)
-        truth = [(sensor, base + timedelta(seconds=k), float((i * 7 + k) % 101))
-                 for k in range(PER_MESSAGE)]
-        payload = {"v": 1, "sensor_id": sensor, "readings": [
-            {"metric": "pm10", "value": v, "unit": "ug/m3", "time": t.isoformat()}
-            for _s, t, v in truth]}
+        truth = [
+            (sensor, base + timedelta(seconds=k), float((i * 7 + k) % 101))
+            for k in range(PER_MESSAGE)
+        ]
+        payload = {
+            "v": 1,
+            "sensor_id": sensor,
+            "readings": [
+                {"metric": "pm10", "value": v, "unit": "ug/m3", "time": t.isoformat()}
+                for _s, t, v in truth
+            ],
+        }
         out.append((f"civicpulse/york/air_quality/{sensor}", json.dumps(payload).encode(), truth))
     return out
 
@@ -99,7 +106,8 @@ def test_kill_9_loses_no_acknowledged_reading_and_stores_none_twice(
 
 
 def crash_and_recover(
-    engine: Embedded, messages: list[tuple[str, bytes, list[tuple[str, datetime, float]]]],
+    engine: Embedded,
+    messages: list[tuple[str, bytes, list[tuple[str, datetime, float]]]],
     with_postgres: bool,
 ) -> None:
     engine.start()
@@ -132,10 +140,18 @@ def crash_and_recover(
 
     # 2. Restart on the same data dir: everything acknowledged is there.
     engine.start()
-    stored = {(s, t): v for s, t, v in engine.query(
-        "SELECT sensor_id, time, value FROM readings WHERE council = 'york'")}
-    lost = [(i, r) for i in sorted(acked_before_crash) for r in messages[i][2]
-            if (r[0], r[1]) not in stored]
+    stored = {
+        (s, t): v
+        for s, t, v in engine.query(
+            "SELECT sensor_id, time, value FROM readings WHERE council = 'york'"
+        )
+    }
+    lost = [
+        (i, r)
+        for i in sorted(acked_before_crash)
+        for r in messages[i][2]
+        if (r[0], r[1]) not in stored
+    ]
     assert not lost, f"{len(lost)} acknowledged readings lost, e.g. {lost[:3]}"
 
     # 3. The device republishes whatever was not acknowledged, as a real one would.
@@ -158,9 +174,14 @@ def crash_and_recover(
     for sensor, t, v in truth:
         buckets[(sensor, t.replace(second=0, microsecond=0))].append(v)
     expected_1m = sorted((s, b, len(vs), min(vs), max(vs)) for (s, b), vs in buckets.items())
-    assert sorted(engine.query(
-        "SELECT sensor_id, bucket, n, min, max FROM readings_1m WHERE council = 'york'"
-    )) == expected_1m
+    assert (
+        sorted(
+            engine.query(
+                "SELECT sensor_id, bucket, n, min, max FROM readings_1m WHERE council = 'york'"
+            )
+        )
+        == expected_1m
+    )
 
     # 5. A clean stop also stops the embedded PostgreSQL (the killed process's handle is gone).
     pid = int((engine.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])

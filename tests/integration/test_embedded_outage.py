@@ -50,10 +50,13 @@ def hold_and_release(engine: Embedded) -> None:
 
     def publish(value: float) -> int:
         when = datetime.now(UTC).isoformat()
-        payload = {"v": 1, "sensor_id": "aq-o1", "time": when,
-                   "readings": [{"metric": "pm10", "value": value, "unit": "ug/m3"}]}
-        return client.publish("civicpulse/hull/air_quality/aq-o1", json.dumps(payload),
-                              qos=1).mid
+        payload = {
+            "v": 1,
+            "sensor_id": "aq-o1",
+            "time": when,
+            "readings": [{"metric": "pm10", "value": value, "unit": "ug/m3"}],
+        }
+        return client.publish("civicpulse/hull/air_quality/aq-o1", json.dumps(payload), qos=1).mid
 
     def wait_ack(mid: int, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -66,11 +69,11 @@ def hold_and_release(engine: Embedded) -> None:
         pg_ctl(pgdata, "-m", "fast", "stop")
         held = publish(2.0)
         assert not wait_ack(held, 3), "acknowledged while the database was down"
-        pg_ctl(pgdata, "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"),
-               "start")
+        pg_ctl(pgdata, "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start")
         assert wait_ack(held, 25), "not acknowledged after the database came back"
-        assert sorted(v for (v,) in engine.query(
-            "SELECT value FROM readings WHERE sensor_id = 'aq-o1'")) == [1.0, 2.0]
+        assert sorted(
+            v for (v,) in engine.query("SELECT value FROM readings WHERE sensor_id = 'aq-o1'")
+        ) == [1.0, 2.0]
     finally:
         client.disconnect()
         client.loop_stop()

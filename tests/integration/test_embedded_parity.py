@@ -23,8 +23,10 @@ N_BAD = 520
 RATE = 1000  # replayed messages per second
 
 READINGS = "SELECT time, council, sensor_id, kind, metric, value, unit FROM readings"
-AGGREGATES = ("SELECT bucket, council, sensor_id, kind, metric, n, min, max, mean, last,"
-              " last_time FROM readings_1m")
+AGGREGATES = (
+    "SELECT bucket, council, sensor_id, kind, metric, n, min, max, mean, last,"
+    " last_time FROM readings_1m"
+)
 LETTERS = "SELECT DISTINCT reason, mqtt_topic, payload FROM dead_letters"
 
 
@@ -47,16 +49,31 @@ def record(path: Path) -> tuple[int, int]:
 
 def replay(path: Path, mqtt_url: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "civicpulse.cli", "replay", str(path), "--mqtt-url", mqtt_url,
-         "--rate", str(RATE)], env=civic_env(), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "civicpulse.cli",
+            "replay",
+            str(path),
+            "--mqtt-url",
+            mqtt_url,
+            "--rate",
+            str(RATE),
+        ],
+        env=civic_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
 
 
 def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
     with psycopg.connect(url) as conn:
-        return {sql: sorted(conn.execute(sql).fetchall(), key=repr)
-                for sql in (READINGS, AGGREGATES, LETTERS)}
+        return {
+            sql: sorted(conn.execute(sql).fetchall(), key=repr)
+            for sql in (READINGS, AGGREGATES, LETTERS)
+        }
 
 
 def count(url: str, sql: str) -> int:
@@ -82,10 +99,16 @@ def test_embedded_and_distributed_paths_store_identical_rows(
 
     run_id = uuid.uuid4().hex[:8]
     env = civic_env(
-        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, database_url=fresh_db,
-        readings_topic=f"parity.{run_id}.readings", deadletter_topic=f"parity.{run_id}.dlq",
-        mqtt_client_id=f"bridge-{run_id}", mqtt_share_group=f"g{run_id}",
-        faust_app_id=f"parity-{run_id}", kafka_partitions="4", batch_seconds="0.3",
+        mqtt_url=mqtt_url,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=fresh_db,
+        readings_topic=f"parity.{run_id}.readings",
+        deadletter_topic=f"parity.{run_id}.dlq",
+        mqtt_client_id=f"bridge-{run_id}",
+        mqtt_share_group=f"g{run_id}",
+        faust_app_id=f"parity-{run_id}",
+        kafka_partitions="4",
+        batch_seconds="0.3",
         log_level="INFO",
     )
     bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
@@ -95,9 +118,12 @@ def test_embedded_and_distributed_paths_store_identical_rows(
         replay(recording, mqtt_url)
         letters = len(local[LETTERS])
         assert wait_until(
-            lambda: count(fresh_db, "SELECT count(*) FROM readings") >= n_readings
-            and count(fresh_db, f"SELECT count(*) FROM ({LETTERS}) d") >= letters,
-            timeout=120, interval=1.0,
+            lambda: (
+                count(fresh_db, "SELECT count(*) FROM readings") >= n_readings
+                and count(fresh_db, f"SELECT count(*) FROM ({LETTERS}) d") >= letters
+            ),
+            timeout=120,
+            interval=1.0,
         ), f"distributed path incomplete:\n{worker.log_tail()}"
     remote = snapshot(fresh_db)
 

@@ -55,8 +55,11 @@ def _truth(emissions: list) -> dict[tuple[str, str, datetime], tuple[str, str, f
 
 def _read_deadletters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, dict[str, str]]]:
     consumer = KafkaConsumer(
-        bootstrap_servers=[bootstrap], enable_auto_commit=False,
-        group_id=None, consumer_timeout_ms=5000, fetch_max_bytes=16 * 1024 * 1024,
+        bootstrap_servers=[bootstrap],
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=5000,
+        fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     try:
@@ -79,11 +82,18 @@ def test_pipeline_end_to_end_with_bad_input_and_kill9(
     readings_topic = f"e2e.{run_id}.readings"
     dead_topic = f"e2e.{run_id}.deadletter"
     env = civic_env(
-        mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, database_url=fresh_db,
-        readings_topic=readings_topic, deadletter_topic=dead_topic,
-        mqtt_client_id=f"bridge-{run_id}", mqtt_share_group=f"g{run_id}",
-        faust_app_id=f"proc-{run_id}", kafka_partitions="4", batch_seconds="0.3",
-        kafka_session_timeout_s="6", log_level="INFO",
+        mqtt_url=mqtt_url,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=fresh_db,
+        readings_topic=readings_topic,
+        deadletter_topic=dead_topic,
+        mqtt_client_id=f"bridge-{run_id}",
+        mqtt_share_group=f"g{run_id}",
+        faust_app_id=f"proc-{run_id}",
+        kafka_partitions="4",
+        batch_seconds="0.3",
+        kafka_session_timeout_s="6",
+        log_level="INFO",
     )
     bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
     worker = CivicProcess(["process"], env, tmp_path / "worker.log")
@@ -91,8 +101,9 @@ def test_pipeline_end_to_end_with_bad_input_and_kill9(
     now = datetime.now(UTC).replace(microsecond=0)
     fleet = Fleet.build(N_SENSORS, seed=20261125)
     # 30 simulated seconds per wall second: ~4 simulated minutes, so sensors share buckets.
-    emissions = list(fleet.emissions(N_MESSAGES, start=now - timedelta(minutes=10),
-                                     rate=RATE, speed=30.0))
+    emissions = list(
+        fleet.emissions(N_MESSAGES, start=now - timedelta(minutes=10), rate=RATE, speed=30.0)
+    )
     bad = list(bad_messages(7, N_BAD, now, fleet.addresses))
     truth = _truth(emissions)
     assert len(truth) >= 10_000
@@ -109,8 +120,14 @@ def test_pipeline_end_to_end_with_bad_input_and_kill9(
 
         def publisher() -> None:
             try:
-                publish(stream, mqtt_url, rate=RATE, qos=1, client_id=f"sim-{run_id}",
-                        progress=lambda sent, _acked: progress.__setitem__("sent", sent))
+                publish(
+                    stream,
+                    mqtt_url,
+                    rate=RATE,
+                    qos=1,
+                    client_id=f"sim-{run_id}",
+                    progress=lambda sent, _acked: progress.__setitem__("sent", sent),
+                )
             except BaseException as exc:  # surfaced below
                 publish_error.append(exc)
 

@@ -39,13 +39,21 @@ def test_make_demo_from_a_fresh_clone_stores_a_mosquitto_pub_reading_within_a_se
         assert not (repo / ".venv").exists()
         port = _free_port()
         log_path = tmp_path / "demo.log"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CIVICPULSE_", "VIRTUAL_ENV", "PYTHONPATH"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CIVICPULSE_", "VIRTUAL_ENV", "PYTHONPATH"))
+        }
         args = f"--mqtt-url mqtt://127.0.0.1:{port} --data-dir {data_dir} --sensors 20 --rate 5"
         with log_path.open("wb") as log:
             demo = subprocess.Popen(
-                ["make", "demo", f"ARGS={args}"], cwd=repo, env=env, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                ["make", "demo", f"ARGS={args}"],
+                cwd=repo,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         try:
             deadline = time.monotonic() + 600  # a fresh venv: pip installs everything
@@ -57,13 +65,24 @@ def test_make_demo_from_a_fresh_clone_stores_a_mosquitto_pub_reading_within_a_se
             db_url = re.findall(r"psql '([^']+)'", log_path.read_text(errors="replace"))[-1]
 
             when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            payload = (f'{{"time": "{when}", "metric": "no2", "value": 41.25, '
-                       f'"unit": "ug/m3"}}')
+            payload = f'{{"time": "{when}", "metric": "no2", "value": 41.25, "unit": "ug/m3"}}'
             published = time.monotonic()
             subprocess.run(
-                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                 "-t", "civicpulse/testshire/air_quality/quickstart-1", "-m", payload],
-                check=True, timeout=10,
+                [
+                    "mosquitto_pub",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-q",
+                    "1",
+                    "-t",
+                    "civicpulse/testshire/air_quality/quickstart-1",
+                    "-m",
+                    payload,
+                ],
+                check=True,
+                timeout=10,
             )
             found = None
             while time.monotonic() - published < 1.0 and not found:

@@ -11,8 +11,13 @@ from stream_processors.core.detectors.waste import WasteDetector
 
 def default_detectors() -> tuple[Detector, ...]:
     """Every detector, in a fixed order."""
-    return (HealthDetector(), WasteDetector(), EnergyDetector(), StatisticalDetector(),
-            AirDetector())
+    return (
+        HealthDetector(),
+        WasteDetector(),
+        EnergyDetector(),
+        StatisticalDetector(),
+        AirDetector(),
+    )
 
 
 __all__ = [

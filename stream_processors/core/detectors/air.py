@@ -37,8 +37,11 @@ class AirDetector:
         s = fresh(state)
         cond = Conditions(s)
         out: list[Signal] = []
-        daqi = (DaqiState.from_json(s["daqi"]) if "daqi" in s
-                else DaqiState(AIR_QUALITY.expected_interval_s))
+        daqi = (
+            DaqiState.from_json(s["daqi"])
+            if "daqi" in s
+            else DaqiState(AIR_QUALITY.expected_interval_s)
+        )
         for r in readings:
             if r.metric not in POLLUTANTS:
                 continue
@@ -55,29 +58,48 @@ class AirDetector:
 
     @staticmethod
     def _evaluate(
-        s: JsonDict, cond: Conditions, out: list[Signal], daqi: DaqiState, r: Reading,
-        boundary: int, params: Params,
+        s: JsonDict,
+        cond: Conditions,
+        out: list[Signal],
+        daqi: DaqiState,
+        r: Reading,
+        boundary: int,
+        params: Params,
     ) -> None:
         at = datetime.fromtimestamp(boundary, tz=UTC)
         result = daqi.evaluate(at)
         index = result.site_index or 0
         high, very = int(params["air.daqi_high"]), int(params["air.daqi_very_high"])
         details: dict[str, Any] = {
-            "daqi": index, "band": result.band, "evaluated_at": at.isoformat(),
+            "daqi": index,
+            "band": result.band,
+            "evaluated_at": at.isoformat(),
             "pollutants": {p: [round(c, 1), i] for p, (c, i) in result.per_pollutant.items()},
         }
-        cond.update(out, r, "daqi_high", violated=index >= high, cleared=index < high,
-                    **details)
-        cond.update(out, r, "daqi_very_high", violated=index >= very, cleared=index < very,
-                    **details)
+        cond.update(out, r, "daqi_high", violated=index >= high, cleared=index < high, **details)
+        cond.update(
+            out, r, "daqi_very_high", violated=index >= very, cleared=index < very, **details
+        )
         counts = s.setdefault("exceed", {})
         checks = []
         if boundary % 3600 == 0 and _NO2_HOURLY is not None:
-            checks.append(("no2", "no2_hourly_exceedance", float(params["air.no2_hourly_limit"]),
-                           _NO2_HOURLY.allowed_per_year))
+            checks.append(
+                (
+                    "no2",
+                    "no2_hourly_exceedance",
+                    float(params["air.no2_hourly_limit"]),
+                    _NO2_HOURLY.allowed_per_year,
+                )
+            )
         if boundary % 86400 == 0 and _PM10_DAILY is not None:
-            checks.append(("pm10", "pm10_daily_exceedance",
-                           float(params["air.pm10_daily_limit"]), _PM10_DAILY.allowed_per_year))
+            checks.append(
+                (
+                    "pm10",
+                    "pm10_daily_exceedance",
+                    float(params["air.pm10_daily_limit"]),
+                    _PM10_DAILY.allowed_per_year,
+                )
+            )
         for pollutant, rule, limit, allowed in checks:
             mean = result.per_pollutant.get(pollutant)
             if mean is None or mean[0] <= limit:
@@ -85,6 +107,16 @@ class AirDetector:
             key = f"{rule}:{(at - timedelta(seconds=1)).year}"
             counts[key] = counts.get(key, 0) + 1
             over = allowed is not None and counts[key] > allowed
-            out.append(emit(r, rule, True, Severity.CRITICAL if over else None,
-                            mean=round(mean[0], 1), limit=limit, count_this_year=counts[key],
-                            allowed_per_year=allowed, period_end=at.isoformat()))
+            out.append(
+                emit(
+                    r,
+                    rule,
+                    True,
+                    Severity.CRITICAL if over else None,
+                    mean=round(mean[0], 1),
+                    limit=limit,
+                    count_this_year=counts[key],
+                    allowed_per_year=allowed,
+                    period_end=at.isoformat(),
+                )
+            )

@@ -60,8 +60,15 @@ class Conditions:
         return self._active.get(rule, False)
 
     def update(
-        self, out: list[Signal], r: Reading, rule: str, *, violated: bool, cleared: bool,
-        severity: Severity | None = None, **details: Any,
+        self,
+        out: list[Signal],
+        r: Reading,
+        rule: str,
+        *,
+        violated: bool,
+        cleared: bool,
+        severity: Severity | None = None,
+        **details: Any,
     ) -> None:
         """Record one evaluation of ``rule`` at reading ``r``."""
         if violated:

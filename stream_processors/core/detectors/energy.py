@@ -55,17 +55,27 @@ class EnergyDetector:
                 if r.metric == "energy_export":
                     s["solar"] = True
                 if prev is not None and r.value < prev - float(
-                        params["energy.register_tolerance_kwh"]):
-                    out.append(emit(r, "energy_register_reset", True, register=r.metric,
-                                    previous_kwh=prev, now_kwh=r.value))
+                    params["energy.register_tolerance_kwh"]
+                ):
+                    out.append(
+                        emit(
+                            r,
+                            "energy_register_reset",
+                            True,
+                            register=r.metric,
+                            previous_kwh=prev,
+                            now_kwh=r.value,
+                        )
+                    )
                 regs[r.metric] = r.value
             elif r.metric == "power":
                 self._power(s, cond, out, r, params)
         return s, out
 
     @staticmethod
-    def _power(s: JsonDict, cond: Conditions, out: list[Signal], r: Reading,
-               params: Params) -> None:
+    def _power(
+        s: JsonDict, cond: Conditions, out: list[Signal], r: Reading, params: Params
+    ) -> None:
         local = r.time.astimezone(_zone(str(params["energy.timezone"])))
         hour, weekend = local.hour, local.weekday() >= 5
         how, day = str(local.weekday() * 24 + hour), f"{int(weekend)}{hour:02d}"
@@ -73,8 +83,11 @@ class EnergyDetector:
         warm = float(params["energy.warmup_per_bucket"])
         alpha = float(params["energy.baseline_alpha"])
         b_how, b_day, base = hows.get(how), days.get(day), s.get("base")
-        expected = b_how[0] if b_how and b_how[2] >= warm else (
-            b_day[0] if b_day and b_day[2] >= warm else None)
+        expected = (
+            b_how[0]
+            if b_how and b_how[2] >= warm
+            else (b_day[0] if b_day and b_day[2] >= warm else None)
+        )
         open_h, close_h = int(params["energy.open_hour"]), int(params["energy.close_hour"])
         daytime = open_h <= hour < close_h
         out_of_hours = weekend or not daytime
@@ -85,22 +98,38 @@ class EnergyDetector:
             excess = r.value - expected
             scale = abs(base[0])
             dev = b_day[1] if b_day and b_day[2] >= warm else 0.0
-            spike_at = max((float(params["energy.spike_factor"]) - 1) * scale,
-                           float(params["energy.spike_dev_k"]) * dev,
-                           float(params["energy.spike_min_w"]))
-            ooh_at = max((float(params["energy.ooh_factor"]) - 1) * scale,
-                         float(params["energy.ooh_min_w"]))
+            spike_at = max(
+                (float(params["energy.spike_factor"]) - 1) * scale,
+                float(params["energy.spike_dev_k"]) * dev,
+                float(params["energy.spike_min_w"]),
+            )
+            ooh_at = max(
+                (float(params["energy.ooh_factor"]) - 1) * scale, float(params["energy.ooh_min_w"])
+            )
             if excess > spike_at:
                 unusual = True
-                out.append(emit(r, "energy_spike", True, power_w=r.value,
-                                baseline_w=round(expected, 1), threshold_w=round(spike_at, 1)))
+                out.append(
+                    emit(
+                        r,
+                        "energy_spike",
+                        True,
+                        power_w=r.value,
+                        baseline_w=round(expected, 1),
+                        threshold_w=round(spike_at, 1),
+                    )
+                )
             high = out_of_hours and excess > ooh_at
             unusual = unusual or high
             s["ooh_run"] = s.get("ooh_run", 0) + 1 if high else 0
-            cond.update(out, r, "energy_out_of_hours",
-                        violated=s["ooh_run"] >= int(params["energy.ooh_readings"]),
-                        cleared=not out_of_hours or excess < 0.5 * ooh_at,
-                        power_w=r.value, baseline_w=round(expected, 1))
+            cond.update(
+                out,
+                r,
+                "energy_out_of_hours",
+                violated=s["ooh_run"] >= int(params["energy.ooh_readings"]),
+                cleared=not out_of_hours or excess < 0.5 * ooh_at,
+                power_w=r.value,
+                baseline_w=round(expected, 1),
+            )
         if not unusual:
             hows[how] = _ewma(b_how, r.value, alpha)
             days[day] = _ewma(b_day, r.value, alpha)

@@ -42,11 +42,21 @@ class HealthDetector:
                     flat.append(r.metric)
                 elif run < need and r.metric in flat:
                     flat.remove(r.metric)
-                cond.update(out, r, "sensor_flatline", violated=r.metric in flat,
-                            cleared=not flat, metric=r.metric, value=r.value, run=run)
+                cond.update(
+                    out,
+                    r,
+                    "sensor_flatline",
+                    violated=r.metric in flat,
+                    cleared=not flat,
+                    metric=r.metric,
+                    value=r.value,
+                    run=run,
+                )
             elif r.metric == "battery":
                 cond.update(
-                    out, r, "sensor_low_battery",
+                    out,
+                    r,
+                    "sensor_low_battery",
                     violated=r.value < float(params["health.low_battery_pct"]),
                     cleared=r.value >= float(params["health.battery_clear_pct"]),
                     battery_pct=r.value,
@@ -77,7 +87,15 @@ def stale_signals(
         new = fresh(state)
         new.setdefault("active", {})["sensor_stale"] = True
         changed[sensor_id] = new
-        signals.append(Signal(sensor_id, str(state.get("council", "")), kind.name,
-                              "sensor_stale", True, now,
-                              details={"silent_s": round(silent), "last_reading": last}))
+        signals.append(
+            Signal(
+                sensor_id,
+                str(state.get("council", "")),
+                kind.name,
+                "sensor_stale",
+                True,
+                now,
+                details={"silent_s": round(silent), "last_reading": last},
+            )
+        )
     return changed, signals

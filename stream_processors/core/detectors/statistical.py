@@ -54,9 +54,16 @@ class StatisticalDetector:
                     outlying.append(r.metric)
                 elif abs(z) < clear and r.metric in outlying:
                     outlying.remove(r.metric)
-                cond.update(out, r, "statistical_outlier",
-                            violated=abs(z) >= limit, cleared=not outlying,
-                            metric=r.metric, value=r.value, z=round(z, 2))
+                cond.update(
+                    out,
+                    r,
+                    "statistical_outlier",
+                    violated=abs(z) >= limit,
+                    cleared=not outlying,
+                    metric=r.metric,
+                    value=r.value,
+                    z=round(z, 2),
+                )
             window.append(r.value)
             del window[:-size]
         return s, out

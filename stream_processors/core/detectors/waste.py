@@ -61,15 +61,25 @@ class WasteDetector:
                 hot = r.value >= float(params["waste.fire_temp_c"])
                 fast = rise >= float(params["waste.fire_rise_c"])
                 cond.update(
-                    out, r, "bin_fire_risk", violated=hot or fast,
+                    out,
+                    r,
+                    "bin_fire_risk",
+                    violated=hot or fast,
                     cleared=r.value < float(params["waste.fire_clear_c"]) and not s.get("flag"),
-                    temperature=r.value, rise_c=round(rise, 2),
+                    temperature=r.value,
+                    rise_c=round(rise, 2),
                 )
             elif r.metric == "fire":
                 s["flag"] = r.value >= 0.5
                 cool = s.get("temp", 0.0) < float(params["waste.fire_clear_c"])
-                cond.update(out, r, "bin_fire_risk", violated=s["flag"],
-                            cleared=not s["flag"] and cool, fire_flag=s["flag"])
+                cond.update(
+                    out,
+                    r,
+                    "bin_fire_risk",
+                    violated=s["flag"],
+                    cleared=not s["flag"] and cool,
+                    fire_flag=s["flag"],
+                )
             elif r.metric == "tilt":
                 cond.update(out, r, "bin_tilted", violated=r.value >= 0.5, cleared=r.value < 0.5)
         return s, out
@@ -79,9 +89,12 @@ class WasteDetector:
         s: JsonDict, cond: Conditions, out: list[Signal], r: Reading, t: float, params: Params
     ) -> None:
         cond.update(
-            out, r, "bin_collection_needed",
+            out,
+            r,
+            "bin_collection_needed",
             violated=r.value >= float(params["waste.fill_threshold_pct"]),
-            cleared=r.value < float(params["waste.fill_clear_pct"]), fill_pct=r.value,
+            cleared=r.value < float(params["waste.fill_clear_pct"]),
+            fill_pct=r.value,
         )
         last, since = s.get("fill"), s.get("fill_t", t)
         s["fill"], s["fill_t"] = r.value, t

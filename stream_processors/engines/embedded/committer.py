@@ -164,14 +164,12 @@ class GroupCommitter:
             except Exception:
                 # Not an outage (those are retried inside): e.g. a value the database refuses.
                 # Commit message by message so one bad message cannot hold up the others.
-                log.exception("batch of %d messages failed; committing them one by one",
-                              len(batch))
+                log.exception("batch of %d messages failed; committing them one by one", len(batch))
                 for item in batch:
                     try:
                         await loop.run_in_executor(self._executor, self._commit, [item])
                     except Exception as exc:
-                        log.exception("message on %s not stored; left unacknowledged",
-                                      _topic(item))
+                        log.exception("message on %s not stored; left unacknowledged", _topic(item))
                         self._release([item], exc)
                         if isinstance(exc, EngineStopped):
                             self._release(batch, exc)
@@ -217,8 +215,14 @@ class GroupCommitter:
             letters += [
                 (d, deadletter_ref(d))
                 for d in (
-                    DeadLetter("bad_canonical_record", p.reason, p.raw, "", self._clock(),
-                               stage="stream_processors")
+                    DeadLetter(
+                        "bad_canonical_record",
+                        p.reason,
+                        p.raw,
+                        "",
+                        self._clock(),
+                        stage="stream_processors",
+                    )
                     for p in outcome.poison
                 )
             ]
@@ -229,8 +233,12 @@ class GroupCommitter:
                 break
             except StoreUnavailable as exc:
                 self.stats.db_retries += 1
-                log.warning("database unavailable for %d dead letters, retrying in %.1fs: %s",
-                            len(letters), delay, exc)
+                log.warning(
+                    "database unavailable for %d dead letters, retrying in %.1fs: %s",
+                    len(letters),
+                    delay,
+                    exc,
+                )
                 self._sleep(delay)
                 delay = min(delay * 2, 10.0)
         self.stats.last_commit_s = time.monotonic() - started

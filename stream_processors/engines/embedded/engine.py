@@ -97,7 +97,8 @@ class EmbeddedEngine:
                 _probe_listen(c.mqtt_host, c.mqtt_port)
             except OSError as exc:
                 raise ListenError(
-                    f"cannot listen on {self.mqtt_url}: {exc.strerror or exc}") from exc
+                    f"cannot listen on {self.mqtt_url}: {exc.strerror or exc}"
+                ) from exc
         if c.database_url is None:
             self._postgres = await asyncio.to_thread(start_embedded_postgres, c.data_dir)
             self.database_url = self._postgres.url
@@ -106,15 +107,20 @@ class EmbeddedEngine:
             log.info("applied migrations: %s", ", ".join(m.name for m in applied))
         self._stores = (ReadingStore(self.database_url), DeadLetterStore(self.database_url))
         self._committer = GroupCommitter(
-            *self._stores, partial(_route, c.limits),
-            max_readings=c.batch_size, window_s=c.window_s,
+            *self._stores,
+            partial(_route, c.limits),
+            max_readings=c.batch_size,
+            window_s=c.window_s,
             detection=Detection.from_file(c.thresholds_file) if c.thresholds_file else None,
         )
         self._committer.start()
         if c.external_mqtt_url:
             self._external = ExternalSubscriber(
-                c.external_mqtt_url, self._committer, asyncio.get_running_loop(),
-                client_id=c.client_id, share_group=c.share_group,
+                c.external_mqtt_url,
+                self._committer,
+                asyncio.get_running_loop(),
+                client_id=c.client_id,
+                share_group=c.share_group,
                 session_expiry_s=c.session_expiry_s,
             )
             self._external.start()

@@ -28,8 +28,15 @@ class ExternalSubscriber:
     """
 
     def __init__(
-        self, url: str, committer: GroupCommitter, loop: asyncio.AbstractEventLoop, *,
-        client_id: str, share_group: str, session_expiry_s: int, receive_maximum: int = 1000,
+        self,
+        url: str,
+        committer: GroupCommitter,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        client_id: str,
+        share_group: str,
+        session_expiry_s: int,
+        receive_maximum: int = 1000,
     ) -> None:
         self._endpoint = BrokerUrl.parse(url)
         self._committer = committer
@@ -39,7 +46,9 @@ class ExternalSubscriber:
         self._props.SessionExpiryInterval = session_expiry_s
         self._props.ReceiveMaximum = receive_maximum
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
         if self._endpoint.username:
@@ -53,8 +62,13 @@ class ExternalSubscriber:
 
     def start(self) -> None:
         """Connect (retrying in the background) and start the network thread."""
-        self._client.connect_async(self._endpoint.host, self._endpoint.port, keepalive=30,
-                                   clean_start=False, properties=self._props)
+        self._client.connect_async(
+            self._endpoint.host,
+            self._endpoint.port,
+            keepalive=30,
+            clean_start=False,
+            properties=self._props,
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -68,8 +82,13 @@ class ExternalSubscriber:
             return
         self._generation += 1
         client.subscribe(self._topic, options=SubscribeOptions(qos=1))
-        log.info("subscribed to %s on %s:%d (session present: %s)", self._topic,
-                 self._endpoint.host, self._endpoint.port, flags.session_present)
+        log.info(
+            "subscribed to %s on %s:%d (session present: %s)",
+            self._topic,
+            self._endpoint.host,
+            self._endpoint.port,
+            flags.session_present,
+        )
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
