@@ -15,6 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -100,7 +101,7 @@ class Bridge:
     # -- wiring ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self._config.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -173,7 +174,7 @@ class Bridge:
         self._shutdown()
 
     def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._config.session_expiry_s
         props.ReceiveMaximum = self._config.receive_maximum
         return props
@@ -211,7 +212,7 @@ class Bridge:
         self._producer.flush(timeout=10)
         for _ in range(5):  # write out any acks the flush released
             self._client.loop(timeout=0.1)
-        bye = Properties(PacketTypes.DISCONNECT)
+        bye = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
         bye.SessionExpiryInterval = 0
         self._client.disconnect(properties=bye)
         self._client.loop(timeout=0.5)

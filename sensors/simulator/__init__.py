@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from sensors.mqtt_url import BrokerUrl
 from sensors.simulator.air import AirParams
 from sensors.simulator.bad import BAD_KINDS, BadMessage, bad_messages
 from sensors.simulator.bins import BinParams
 from sensors.simulator.energy import MeterParams
 from sensors.simulator.fleet import Emission, Fleet, PayloadFormat, SensorSpec, encode_samples
-from sensors.simulator.publisher import BrokerUrl, PublishError, PublishStats, TokenBucket, publish
+from sensors.simulator.publisher import PublishError, PublishStats, TokenBucket, publish
 from sensors.simulator.recording import RecordedMessage, read_recording, write_recording
 
 __all__ = [

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -42,11 +43,11 @@ class ExternalSubscriber:
         self._committer = committer
         self._loop = loop
         self._topic = f"$share/{share_group}/{SUBSCRIPTION_FILTER}"
-        self._props = Properties(PacketTypes.CONNECT)
+        self._props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         self._props.SessionExpiryInterval = session_expiry_s
         self._props.ReceiveMaximum = receive_maximum
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
