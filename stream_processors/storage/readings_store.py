@@ -11,7 +11,7 @@ import psycopg
 
 from sensors.reading import Reading
 from stream_processors.storage import rollups
-from stream_processors.storage.connection import StoreUnavailable, connect
+from stream_processors.storage.connection import Reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,13 @@ def apply_stage(
     return inserted, refreshed
 
 
+def _prepare(conn: psycopg.Connection) -> None:
+    conn.execute(STAGE_DDL)
+    # Batch statements are short but, joined to big tables, estimated dear enough to
+    # trigger JIT compilation: ~0.5 s a statement at 26M rows for nothing.
+    conn.execute("SET jit = off")
+
+
 class ReadingStore:
     """Writes batches of canonical readings in one transaction each; safe to replay.
 
@@ -109,22 +116,13 @@ class ReadingStore:
 
     def __init__(self, conninfo: str, *, maintain_rollups: bool | None = None) -> None:
         """``maintain_rollups`` None: detect (plain-PostgreSQL rollup tables are kept)."""
-        self._conninfo = conninfo
-        self._conn: psycopg.Connection | None = None
+        self._db = Reconnecting(conninfo, prepare=_prepare)
         self._maintain_rollups = maintain_rollups  # None: not known yet (not migrated)
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self._conninfo)
-            self._conn.execute(STAGE_DDL)
-            # Batch statements are short but, joined to big tables, estimated dear enough to
-            # trigger JIT compilation: ~0.5 s a statement at 26M rows for nothing.
-            self._conn.execute("SET jit = off")
-            self._conn.commit()
+    def _maintains_rollups(self, cur: psycopg.Cursor[Any]) -> bool:
         if self._maintain_rollups is None:
-            self._maintain_rollups = rollups.maintained_by_store(self._conn)
-            self._conn.commit()
-        return self._conn
+            self._maintain_rollups = rollups.maintained_by_store(cur.connection)
+        return bool(self._maintain_rollups)  # None: not migrated yet, ask again next time
 
     def write(
         self, readings: Sequence[Reading], on_inserted: InsertedHook | None = None
@@ -135,49 +133,33 @@ class ReadingStore:
         """
         if not readings:
             return WriteResult(0, 0, 0)
-        try:
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy(_COPY) as copy:
-                    for r in readings:
-                        copy.write_row(
-                            (
-                                r.time,
-                                r.council,
-                                r.sensor_id,
-                                r.kind,
-                                r.metric,
-                                r.value,
-                                r.unit,
-                                r.received_at,
-                            )
+        with self._db.transaction("database write") as cur:
+            with cur.copy(_COPY) as copy:
+                for r in readings:
+                    copy.write_row(
+                        (
+                            r.time,
+                            r.council,
+                            r.sensor_id,
+                            r.kind,
+                            r.metric,
+                            r.value,
+                            r.unit,
+                            r.received_at,
                         )
-                maintain = bool(self._maintain_rollups)
-                keys: set[Any] = set()
-                inserted, refreshed = apply_stage(
-                    cur, maintain_rollups=maintain, inserted_keys=keys
-                )
-                if on_inserted is not None and keys:
-                    on_inserted(cur, [r for r in readings if r.key in keys])
-            return WriteResult(len(readings), inserted, refreshed)
-        except psycopg.OperationalError as exc:
-            self.close()
-            raise StoreUnavailable(f"database write failed: {exc}".splitlines()[0]) from exc
+                    )
+            maintain = self._maintains_rollups(cur)
+            keys: set[Any] = set()
+            inserted, refreshed = apply_stage(cur, maintain_rollups=maintain, inserted_keys=keys)
+            if on_inserted is not None and keys:
+                on_inserted(cur, [r for r in readings if r.key in keys])
+        return WriteResult(len(readings), inserted, refreshed)
 
     def transact(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
         """Run ``work`` in one transaction on the store's connection (e.g. the alert tick)."""
-        try:
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                return work(cur)
-        except psycopg.OperationalError as exc:
-            self.close()
-            raise StoreUnavailable(f"database transaction failed: {exc}".splitlines()[0]) from exc
+        with self._db.transaction("database transaction") as cur:
+            return work(cur)
 
     def close(self) -> None:
         """Close the connection (a later write reconnects)."""
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        self._db.close()
