@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,3 +103,29 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def distributed_path(
+    tmp_path: Path, mqtt_url: str, kafka_bootstrap: str, database_url: str, **settings: str
+) -> tuple[CivicProcess, CivicProcess]:
+    """A bridge and a Faust worker on run-unique topics, client id, share group and app id."""
+    run = uuid.uuid4().hex[:8]
+    values = {
+        "mqtt_url": mqtt_url,
+        "kafka_bootstrap": kafka_bootstrap,
+        "database_url": database_url,
+        "readings_topic": f"t{run}.readings",
+        "deadletter_topic": f"t{run}.deadletter",
+        "mqtt_client_id": f"bridge-{run}",
+        "mqtt_share_group": f"g{run}",
+        "faust_app_id": f"proc-{run}",
+        "kafka_partitions": "4",
+        "batch_seconds": "0.3",
+        "kafka_session_timeout_s": "6",
+        "log_level": "INFO",
+    }
+    env = civic_env(**{**values, **settings})
+    return (
+        CivicProcess(["ingest"], env, tmp_path / "bridge.log"),
+        CivicProcess(["process"], env, tmp_path / "worker.log"),
+    )

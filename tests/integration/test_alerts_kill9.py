@@ -12,13 +12,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.integration.processes import CivicProcess, civic_env, running, wait_until
+from tests.integration.processes import civic_env, distributed_path, running, wait_until
 from tests.integration.test_alerts_parity import (
     READINGS,
     WALL_CLOCK_RULES,
@@ -137,22 +136,9 @@ def test_alerts_survive_kill9_of_each_engine(
         embedded.cleanup()
 
     # the distributed path, the Faust worker killed in the middle and restarted
-    run = uuid.uuid4().hex[:8]
-    env = civic_env(
-        mqtt_url=mqtt_url,
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=fresh_db,
-        readings_topic=f"k9.{run}.readings",
-        deadletter_topic=f"k9.{run}.dlq",
-        mqtt_client_id=f"bridge-{run}",
-        mqtt_share_group=f"g{run}",
-        faust_app_id=f"k9-{run}",
-        kafka_partitions="3",
-        batch_seconds="0.3",
-        kafka_session_timeout_s="6",
+    bridge, worker = distributed_path(
+        tmp_path, mqtt_url, kafka_bootstrap, fresh_db, kafka_partitions="3"
     )
-    bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
-    worker = CivicProcess(["process"], env, tmp_path / "worker.log")
     with running(bridge, worker):
         bridge.wait_for_log("subscribed to", timeout=60)
         replay = _replay(recording, mqtt_url)

@@ -9,7 +9,6 @@ test compares which sensors got which rule (and, for event rules, when it first 
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from sensors.simulator.anomalies import ScenarioSpec, build_scenario
 from sensors.simulator.recording import write_recording
 from stream_processors.core.alerts import RULES
-from tests.integration.processes import CivicProcess, civic_env, running, wait_until
+from tests.integration.processes import distributed_path, running, wait_until
 from tests.integration.test_embedded import Embedded
 from tests.integration.test_embedded_parity import replay
 
@@ -105,22 +104,9 @@ def test_embedded_and_faust_engines_raise_the_same_alerts(
     finally:
         embedded.cleanup()
 
-    run_id = uuid.uuid4().hex[:8]
-    env = civic_env(
-        mqtt_url=mqtt_url,
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=fresh_db,
-        readings_topic=f"alerts.{run_id}.readings",
-        deadletter_topic=f"alerts.{run_id}.dlq",
-        mqtt_client_id=f"bridge-{run_id}",
-        mqtt_share_group=f"g{run_id}",
-        faust_app_id=f"alerts-{run_id}",
-        kafka_partitions="3",
-        batch_seconds="0.3",
-        log_level="INFO",
+    bridge, worker = distributed_path(
+        tmp_path, mqtt_url, kafka_bootstrap, fresh_db, kafka_partitions="3"
     )
-    bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
-    worker = CivicProcess(["process"], env, tmp_path / "worker.log")
     with running(bridge, worker):
         bridge.wait_for_log("subscribed to", timeout=40)
         replay(recording, mqtt_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from sensors.simulator import Fleet, bad_messages, write_recording
-from tests.integration.processes import CivicProcess, civic_env, running, wait_until
+from tests.integration.processes import civic_env, distributed_path, running, wait_until
 from tests.integration.test_embedded import Embedded
 
 pytestmark = pytest.mark.integration
@@ -97,22 +96,7 @@ def test_embedded_and_distributed_paths_store_identical_rows(
     finally:
         embedded.cleanup()
 
-    run_id = uuid.uuid4().hex[:8]
-    env = civic_env(
-        mqtt_url=mqtt_url,
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=fresh_db,
-        readings_topic=f"parity.{run_id}.readings",
-        deadletter_topic=f"parity.{run_id}.dlq",
-        mqtt_client_id=f"bridge-{run_id}",
-        mqtt_share_group=f"g{run_id}",
-        faust_app_id=f"parity-{run_id}",
-        kafka_partitions="4",
-        batch_seconds="0.3",
-        log_level="INFO",
-    )
-    bridge = CivicProcess(["ingest"], env, tmp_path / "bridge.log")
-    worker = CivicProcess(["process"], env, tmp_path / "worker.log")
+    bridge, worker = distributed_path(tmp_path, mqtt_url, kafka_bootstrap, fresh_db)
     with running(bridge, worker):
         bridge.wait_for_log("subscribed to", timeout=60)
         replay(recording, mqtt_url)
