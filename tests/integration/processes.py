@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +13,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_STARTED: list[CivicProcess] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Whatever a failed or interrupted test left running goes with the test session."""
+    for proc in _STARTED:
+        if proc.alive and proc.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.proc.pid, signal.SIGKILL)
 
 
 class CivicProcess:
@@ -36,6 +49,7 @@ class CivicProcess:
             start_new_session=True,
         )
         log.close()
+        _STARTED.append(self)
         return self
 
     def kill9(self) -> None:
