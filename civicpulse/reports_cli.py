@@ -199,6 +199,65 @@ def report_air_quality(
     )
 
 
+def report_energy_baseline(
+    year: Annotated[int, typer.Option("--year", min=1990, max=2100, help="Calendar year (UTC)")],
+    council: Council = None,
+    as_json: AsJson = False,
+    csv_out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the profiles to this CSV file")
+    ] = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Each meter's hour-of-week power baseline for a year (the energy alert rules' learner)."""
+    import csv
+
+    from civicpulse.reports.energy_baseline import energy_baselines
+    from civicpulse.wiring import build_detection
+
+    thresholds = build_detection(Settings.load()).thresholds
+    with _db(database_url) as conn:
+        meters = energy_baselines(conn, year, thresholds, council=council)
+    rows = [
+        (m.council, m.sensor_id, how, round(watts, 3), n)
+        for m in meters
+        for how, (watts, n) in m.profile.items()
+    ]
+    if csv_out is not None:
+        with csv_out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["council", "sensor_id", "hour_of_week", "baseline_w", "values"])
+            writer.writerows(rows)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "council": m.council,
+                        "sensor_id": m.sensor_id,
+                        "timezone": m.timezone,
+                        "hour_of_week_w": {str(h): w for h, (w, _n) in m.profile.items()},
+                    }
+                    for m in meters
+                ]
+            )
+        )
+        return
+    table = Table(title=f"Hour-of-week power baseline {year} (W; Monday 00:00 local = 0)")
+    for col in ("council", "meter", "weekday 09-17 mean", "night 00-05 mean", "hours learnt"):
+        table.add_column(col)
+    for m in meters:
+        day = [w for h, (w, _n) in m.profile.items() if h % 24 in range(9, 17) and h < 120]
+        night = [w for h, (w, _n) in m.profile.items() if h % 24 in range(0, 5)]
+        table.add_row(
+            m.council,
+            m.sensor_id,
+            f"{sum(day) / len(day):.0f}" if day else "",
+            f"{sum(night) / len(night):.0f}" if night else "",
+            str(len(m.profile)),
+        )
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``waste`` and ``report`` command groups to the ``civicpulse`` app."""
     waste = typer.Typer(
@@ -211,5 +270,6 @@ def register(app: typer.Typer) -> None:
     )
     reports.command("netzero")(report_netzero)
     reports.command("air-quality")(report_air_quality)
+    reports.command("energy-baseline")(report_energy_baseline)
     app.add_typer(waste, name="waste")
     app.add_typer(reports, name="report")

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from sensors.reading import Reading
 from stream_processors.core.alerts import Signal
 from stream_processors.core.detectors.base import Conditions, JsonDict, Params, emit, fresh
+from stream_processors.core.energy_baseline import HourOfWeekBaseline, ewma, zone
 
 _REGISTERS = ("energy_import", "energy_export")
 _NIGHT = range(0, 5)  # local hours that teach the base load
-
-
-@lru_cache(maxsize=8)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def _ewma(bucket: list[float] | None, value: float, alpha: float) -> list[float]:
-    """[mean, mean absolute deviation, n] updated with ``value``."""
-    if bucket is None:
-        return [value, 0.0, 1.0]
-    mean, dev, n = bucket
-    a = max(alpha, 1.0 / (n + 1))  # plain average while young, EWMA after
-    return [mean + a * (value - mean), dev + a * (abs(value - mean) - dev), n + 1]
 
 
 class EnergyDetector:
@@ -76,18 +61,13 @@ class EnergyDetector:
     def _power(
         s: JsonDict, cond: Conditions, out: list[Signal], r: Reading, params: Params
     ) -> None:
-        local = r.time.astimezone(_zone(str(params["energy.timezone"])))
+        local = r.time.astimezone(zone(str(params["energy.timezone"])))
         hour, weekend = local.hour, local.weekday() >= 5
-        how, day = str(local.weekday() * 24 + hour), f"{int(weekend)}{hour:02d}"
-        hows, days = s.setdefault("how", {}), s.setdefault("day", {})
+        baseline = HourOfWeekBaseline(s)  # the shared hour-of-week learner, on this state
         warm = float(params["energy.warmup_per_bucket"])
         alpha = float(params["energy.baseline_alpha"])
-        b_how, b_day, base = hows.get(how), days.get(day), s.get("base")
-        expected = (
-            b_how[0]
-            if b_how and b_how[2] >= warm
-            else (b_day[0] if b_day and b_day[2] >= warm else None)
-        )
+        base = s.get("base")
+        expected = baseline.expected(local, warm)
         open_h, close_h = int(params["energy.open_hour"]), int(params["energy.close_hour"])
         daytime = open_h <= hour < close_h
         out_of_hours = weekend or not daytime
@@ -97,7 +77,7 @@ class EnergyDetector:
         if expected is not None and base is not None and base[2] >= warm:
             excess = r.value - expected
             scale = abs(base[0])
-            dev = b_day[1] if b_day and b_day[2] >= warm else 0.0
+            dev = baseline.typical_deviation(local, warm)
             spike_at = max(
                 (float(params["energy.spike_factor"]) - 1) * scale,
                 float(params["energy.spike_dev_k"]) * dev,
@@ -131,7 +111,6 @@ class EnergyDetector:
                 baseline_w=round(expected, 1),
             )
         if not unusual:
-            hows[how] = _ewma(b_how, r.value, alpha)
-            days[day] = _ewma(b_day, r.value, alpha)
+            baseline.learn(local, r.value, alpha)
             if not weekend and hour in _NIGHT:
-                s["base"] = _ewma(base, r.value, alpha)
+                s["base"] = ewma(base, r.value, alpha)
