@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from civicpulse.console import console, fail
+
 dashboards_app = typer.Typer(
     help="Grafana dashboards: export, push, read-only role, query check.", no_args_is_help=True
 )
@@ -84,16 +84,12 @@ def push_cmd(
     source = None
     if db_host:
         if not db_password:
-            console.print(
-                "[bold red]error:[/] --db-host needs --db-password (or GRAFANA_DB_PASSWORD)"
-            )
-            raise typer.Exit(2)
+            raise fail("--db-host needs --db-password (or GRAFANA_DB_PASSWORD)", code=2)
         source = Datasource(db_host, db_name, db_password, sslmode)
     try:
         pushed = push(GrafanaApi.from_url(grafana_url, credential=token), source)
     except (GrafanaException, OSError) as exc:
-        console.print(f"[bold red]error:[/] {exc} — check --grafana-url and the token's rights")
-        raise typer.Exit(1) from exc
+        raise fail(f"{exc} — check --grafana-url and the token's rights") from exc
     for uid in pushed:
         print(f"{grafana_url.rstrip('/')}/d/{uid}")
 
@@ -114,8 +110,7 @@ def grant_reader_cmd(
         n = grant_reader(settings.database_url, password)
     except psycopg.Error as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        console.print(f"[bold red]error:[/] {first} — run `civicpulse db migrate` first?")
-        raise typer.Exit(1) from exc
+        raise fail(f"{first} — run `civicpulse db migrate` first?") from exc
     console.print(
         f"civicpulse_reader can read {n} read-contract relations"
         + (" and log in" if password else "")
@@ -175,8 +170,7 @@ def locations_cmd(
             )
     except (OSError, ValueError, psycopg.Error) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        console.print(f"[bold red]error:[/] {csv_file}: {first}")
-        raise typer.Exit(1) from exc
+        raise fail(f"{csv_file}: {first}") from exc
     console.print(f"{n} sensor position(s) stored")
 
 
