@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -100,9 +100,14 @@ def load_with_store(url: str, seed: Seed) -> None:
 
 def load_with_inserts(url: str, seed: Seed) -> None:
     """The WASM server cannot take COPY: stage with INSERTs, then the store's own SQL."""
+    insert_batches(url, seed.batches)
+
+
+def insert_batches(url: str, batches: Iterable[Sequence[Reading]]) -> None:
+    """Each batch staged with multi-row INSERTs (no COPY), then the store's own SQL."""
     with psycopg.connect(url) as conn:
         conn.execute(STAGE_DDL)
-        for batch in seed.batches:
+        for batch in batches:
             with conn.transaction(), conn.cursor() as cur:
                 for part in _chunks(batch, 250):
                     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))

@@ -20,7 +20,8 @@ from stream_processors.storage.alerts_store import (
     save_alerts,
 )
 from stream_processors.storage.deadletter_store import DeadLetterStore
-from stream_processors.storage.readings_store import STAGE_DDL, ReadingStore, apply_stage
+from stream_processors.storage.readings_store import ReadingStore
+from tests.conformance.seed import insert_batches
 
 HOURS = 8  # of simulated history before "now" (small: the WASM server loads ~300 rows/s)
 STALE_SENSOR_GAP = timedelta(hours=3)
@@ -155,30 +156,8 @@ def register_history(now: datetime, readings: list[Reading]) -> list[Reading]:
 
 
 def _insert_readings(url: str, readings: list[Reading]) -> None:
-    """For the WASM TimescaleDB (no COPY): stage with INSERTs, then the store's own SQL."""
-    with psycopg.connect(url) as conn:
-        conn.execute(STAGE_DDL)
-        for i in range(0, len(readings), 2000):
-            with conn.transaction(), conn.cursor() as cur:
-                for j in range(i, min(i + 2000, len(readings)), 250):
-                    part = readings[j : min(j + 250, i + 2000, len(readings))]
-                    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
-                    params = [
-                        x
-                        for r in part
-                        for x in (
-                            r.time,
-                            r.council,
-                            r.sensor_id,
-                            r.kind,
-                            r.metric,
-                            r.value,
-                            r.unit,
-                            r.received_at,
-                        )
-                    ]
-                    cur.execute(f"INSERT INTO readings_stage VALUES {values}", params)
-                apply_stage(cur, maintain_rollups=False)
+    """For the WASM TimescaleDB (no COPY): INSERT-staged batches of 2,000 readings."""
+    insert_batches(url, (readings[i : i + 2000] for i in range(0, len(readings), 2000)))
 
 
 def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
