@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +15,37 @@ import psycopg
 from sensors.errors import RejectedPayload
 from sensors.reading import Reading
 from sensors.topics import parse_topic
+from stream_processors.core.alert_history import (
+    Reconciled,
+    alert_from_json,
+    alert_to_json,
+    fold,
+    latest_before,
+    operator_closed,
+    reconcile,
+)
 from stream_processors.core.alert_notify import notification_event
 from stream_processors.core.alerts import (
     RULES,
     Alert,
     Signal,
     apply_signals,
+    policy_for,
     quiet_resolutions,
 )
 from stream_processors.core.detectors import (
     Detector,
+    JsonDict,
+    StateKey,
     default_detectors,
     run_detectors,
     stale_signals,
 )
+from stream_processors.core.detectors.replay import new_signals, replay
+from stream_processors.core.detectors.runner import CHECKPOINT_EVERY_S, Snapshot
 from stream_processors.core.thresholds import Thresholds, parse_thresholds
 from stream_processors.storage import alerts_store as db
+from stream_processors.storage import snapshots_store as snaps
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,9 @@ class DetectionStats:
     alerts_opened: int = 0
     alerts_changed: int = 0
     ticks: int = 0
+    late_readings: int = 0  # arrived after a newer reading of their sensor: replayed
+    replays: int = 0
+    too_late: int = 0  # older than the oldest snapshot: stored, not seen by detectors
 
 
 def impossible_value_signals(
@@ -82,9 +101,15 @@ class Detection:
         self,
         thresholds: Thresholds | None = None,
         detectors: Sequence[Detector] | None = None,
+        *,
+        late_horizon_s: float = 24 * 3600.0,
+        snapshot_every_s: float = CHECKPOINT_EVERY_S,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
         self.detectors = tuple(detectors) if detectors is not None else default_detectors()
+        self._by_name = {d.name: d for d in self.detectors}
+        self.late_horizon_s = late_horizon_s
+        self.snapshot_every_s = snapshot_every_s
         self.stats = DetectionStats()
 
     @classmethod
@@ -99,14 +124,161 @@ class Detection:
         readings: list[Reading],
         now: datetime,
     ) -> list[Alert]:
-        """Detect on the batch's newly inserted readings and save state and alerts."""
+        """Detect on the batch's newly inserted readings and save state and alerts.
+
+        A sensor's readings older than one its detector has seen (late) replay that
+        detector from a snapshot over the stored history (see :meth:`_replay_late`).
+        """
         db.lock_shared(cur)
         sensors = sorted({r.sensor_id for r in readings})
         states = db.load_states(cur, sensors)
-        new_states, signals = run_detectors(self.detectors, states, readings, self.thresholds, now)
+        run = run_detectors(
+            self.detectors, states, readings, self.thresholds, now, every=self.snapshot_every_s
+        )
+        anchors = db.latest_alerts(
+            cur, ((s.key[0], r) for s in run.snapshots for r in self._remembered(s.key))
+        )
+        saved = self._apply(cur, run.signals)
+        self._save_snapshots(cur, run.snapshots, anchors, run.signals)
+        new_states = dict(run.states)
+        for key, group in run.late.items():
+            state, changed = self._replay_late(cur, key, group, states[key], now)
+            if state is not None:
+                new_states[key] = state
+            saved += changed
         db.save_states(cur, new_states)
+        snaps.prune_snapshots(
+            cur, sorted({s.key for s in run.snapshots} | set(run.late)), self.late_horizon_s
+        )
         self.stats.readings += len(readings)
-        return self._apply(cur, signals)
+        return saved
+
+    def _remembered(self, key: StateKey) -> list[str]:
+        """Condition rules of the key's detector: their episodes are re-derived on a replay."""
+        det = self._by_name[key[1]]
+        return sorted(
+            r for r in det.rules if not policy_for(r).event and not policy_for(r).wall_clock
+        )
+
+    def _save_snapshots(
+        self,
+        cur: psycopg.Cursor[Any],
+        taken: Iterable[Snapshot],
+        anchors: dict[tuple[str, str], Alert | None] | dict[tuple[str, str], Alert],
+        signals: Sequence[Signal],
+    ) -> None:
+        """Store snapshots with each remembered rule's latest episode at their time."""
+        by_rule: dict[tuple[str, str], list[Signal]] = defaultdict(list)
+        for sig in signals:
+            by_rule[(sig.sensor_id, sig.rule)].append(sig)
+        rows = []
+        for snap in taken:
+            episodes: JsonDict = {}
+            for rule in self._remembered(snap.key):
+                k = (snap.key[0], rule)
+                latest = latest_before(anchors.get(k), by_rule.get(k, []), snap.t)
+                episodes[rule] = alert_to_json(latest) if latest else None
+            rows.append((snap.key, snap.t, snap.state, episodes))
+        snaps.save_snapshots(cur, rows)
+
+    def _replay_late(
+        self,
+        cur: psycopg.Cursor[Any],
+        key: StateKey,
+        group: list[Reading],
+        current: JsonDict,
+        now: datetime,
+    ) -> tuple[JsonDict | None, list[Alert]]:
+        """Re-run one detector for a sensor from the latest snapshot before its late readings.
+
+        Remembered (condition) rules get their episodes re-derived from the snapshot's
+        episode and reconciled with the stored ones; the other rules (events, the tick's)
+        get the signals the replay adds. Readings older than the oldest snapshot (past the
+        late horizon) are stored but not seen by the detector.
+        """
+        det = self._by_name[key[1]]
+        kept = snaps.load_snapshots(cur, key)
+        first = group[0].time.timestamp()
+        usable = [k for k in kept if k[0] <= first]
+        synthesised = not usable and bool(kept) and kept[0][1] is None
+        if synthesised:
+            # the first snapshot says "nothing seen before": it holds for any earlier time
+            usable = [(first, None, kept[0][2])]
+        usable = usable or kept[:1]
+        if not usable:
+            self.stats.too_late += len(group)
+            log.warning("%d late readings of %s predate any snapshot", len(group), key[0])
+            return None, []
+        t0, state0, episodes0 = usable[-1]
+        self.stats.too_late += sum(1 for r in group if r.time.timestamp() < t0)
+        self.stats.late_readings += len(group)
+        self.stats.replays += 1
+        params = self.thresholds.for_sensor(group[0].council, key[0])
+        history = snaps.readings_since(cur, key[0], t0)
+        later = [t0] * synthesised + [k[0] for k in kept if k[0] > t0]  # keep a synthesised one
+        result = replay(
+            det,
+            key,
+            Snapshot(key, t0, state0),
+            later,
+            history,
+            {r.key for r in group},
+            current,
+            params,
+            now,
+            every=self.snapshot_every_s,
+        )
+        by_rule: dict[str, list[Signal]] = defaultdict(list)
+        for sig in result.signals:
+            by_rule[sig.rule].append(sig)
+        anchors = {r: (alert_from_json(doc) if doc else None) for r, doc in episodes0.items()}
+        changed: list[Alert] = []
+        rederived: set[str] = set()
+        for rule in self._remembered(key):
+            if rule not in episodes0:
+                continue  # a snapshot from before this rule was remembered
+            anchor = anchors[rule]
+            since = anchor.opened_at if anchor else datetime.fromtimestamp(t0, UTC)
+            stored = snaps.episodes_since(cur, key[0], rule, since)
+            if any(operator_closed(e) for e in stored):
+                continue  # a person closed one: leave their record, add signals only
+            changed += self._rewrite(cur, reconcile(stored, fold(anchor, by_rule[rule])), now)
+            rederived.add(rule)
+        changed += self._apply(
+            cur,
+            new_signals(
+                [s for s in result.signals if s.rule not in rederived],
+                [s for s in result.already if s.rule not in rederived],
+            ),
+        )
+        self._save_snapshots(
+            cur,
+            result.snapshots,
+            {(key[0], r): a for r, a in anchors.items() if a is not None},
+            result.signals,
+        )
+        return result.state, changed
+
+    def _rewrite(self, cur: psycopg.Cursor[Any], plan: Reconciled, now: datetime) -> list[Alert]:
+        """Apply a reconciliation: withdraw, then close, then (re)open — one live per rule."""
+        if not plan:
+            return []
+        snaps.withdraw_episodes(cur, [a.id for a in plan.deletes if a.id is not None], now)
+        updates = sorted(plan.updates, key=lambda pair: pair[1].live)
+        saved = db.save_alerts(cur, [new for _, new in updates])
+        inserted = db.save_alerts(cur, sorted(plan.inserts, key=lambda a: a.live))
+        events: list[tuple[Alert, str]] = []
+        for (old, _), new in zip(updates, saved, strict=True):
+            event = notification_event(old, new)
+            if event:
+                events.append((new, event))
+        for new in inserted:
+            events.append((new, notification_event(None, new) or "resolved"))
+        events += [(replace(a, resolved_by="withdrawn"), "withdrawn") for a in plan.deletes]
+        db.enqueue_notifications(cur, events)
+        self.stats.alerts_opened += len(inserted)
+        self.stats.alerts_changed += len(saved) + len(inserted) + len(plan.deletes)
+        return saved + inserted
 
     def tick(self, cur: psycopg.Cursor[Any], now: datetime) -> list[Alert]:
         """Wall-clock rules: stale sensors, impossible values from dead letters, quiet

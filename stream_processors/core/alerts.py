@@ -65,6 +65,7 @@ class RulePolicy:
     reopen_within_s: float = 3600.0
     window_s: float = 0.0
     description: str = ""
+    wall_clock: bool = False  # raised by the tick on the engine's clock, not at event time
 
 
 RULES: dict[str, RulePolicy] = {
@@ -112,10 +113,15 @@ RULES: dict[str, RulePolicy] = {
         description="Cumulative register went backwards",
     ),
     # Sensor health
-    "sensor_stale": RulePolicy(Severity.WARNING, description="No reading for 3x the interval"),
+    "sensor_stale": RulePolicy(
+        Severity.WARNING, wall_clock=True, description="No reading for 3x the interval"
+    ),
     "sensor_flatline": RulePolicy(Severity.WARNING, description="Same value N times running"),
     "sensor_impossible_value": RulePolicy(
-        Severity.WARNING, event=True, description="Physically impossible value (dead letter)"
+        Severity.WARNING,
+        event=True,
+        wall_clock=True,
+        description="Physically impossible value (dead letter)",
     ),
     "sensor_low_battery": RulePolicy(
         Severity.WARNING, reopen_within_s=86400.0, description="Battery below threshold"
@@ -172,12 +178,12 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
     if not signal.active:
         if latest is None or not latest.live or policy.event:
             return None
-        if signal.at < latest.last_seen_at:  # a clear older than the last violation
-            return None
+        if signal.at < latest.last_seen_at and not policy.wall_clock:
+            return None  # a clear older than the last violation
         return replace(
             latest,
             state=AlertStatus.RESOLVED,
-            resolved_at=signal.at,
+            resolved_at=max(signal.at, latest.opened_at),
             resolved_by="auto",
             details={**latest.details, **signal.details},
         )
@@ -185,6 +191,7 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
         return replace(
             latest,
             count=latest.count + 1,
+            opened_at=min(latest.opened_at, signal.at),  # a late reading can start it earlier
             last_seen_at=max(latest.last_seen_at, signal.at),
             severity=severity if severity.rank > latest.severity.rank else latest.severity,
             details={**latest.details, **signal.details},
@@ -222,6 +229,15 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
     )
 
 
+def is_new_episode(before: Alert | None, after: Alert) -> bool:
+    """Whether ``apply_signal`` turned ``before`` into a new episode rather than a step of it."""
+    if before is None:
+        return True
+    if after.id is not None:
+        return False  # a stored episode keeps its id
+    return before.id is not None or (after.count == 1 and after.opened_at != before.opened_at)
+
+
 def apply_signals(
     latest: dict[tuple[str, str], Alert],
     signals: list[Signal],
@@ -243,11 +259,7 @@ def apply_signals(
         if after is None:
             continue
         episodes = changed.setdefault(key, [])
-        fresh = (
-            before is None
-            or after.opened_at != before.opened_at
-            or (before.id is not None and after.id is None)
-        )
+        fresh = is_new_episode(before, after)
         if fresh or not episodes:
             episodes.append(after)
         else:

@@ -19,11 +19,11 @@ from stream_processors.core.detectors import JsonDict, StateKey
 # so an acknowledgement or a stale check never interleaves with a batch's alert update.
 ALERT_LOCK = 0x616C7274  # "alrt"
 
-_COLUMNS = (
+COLUMNS = (
     "id, council, sensor_id, site, kind, rule, severity, state, opened_at,"
     " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details"
 )
-_A_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
+A_COLUMNS = ", ".join("a." + c.strip() for c in COLUMNS.split(","))
 
 
 def lock_shared(cur: psycopg.Cursor[Any]) -> None:
@@ -71,7 +71,7 @@ def states_of(cur: psycopg.Cursor[Any], detector: str) -> list[tuple[str, JsonDi
     return [(s, state) for s, state in cur.fetchall()]
 
 
-def _alert(row: Sequence[Any]) -> Alert:
+def row_to_alert(row: Sequence[Any]) -> Alert:
     (
         id_,
         council,
@@ -119,7 +119,7 @@ def latest_alerts(
         return {}
     cur.execute(
         f"""
-        SELECT DISTINCT ON (a.sensor_id, a.rule) {_A_COLUMNS}
+        SELECT DISTINCT ON (a.sensor_id, a.rule) {A_COLUMNS}
           FROM alert_events a
           JOIN unnest(%s::text[], %s::text[]) AS k(sensor_id, rule)
             ON a.sensor_id = k.sensor_id AND a.rule = k.rule
@@ -127,16 +127,16 @@ def latest_alerts(
         """,
         ([p[0] for p in pairs], [p[1] for p in pairs]),
     )
-    return {(a.sensor_id, a.rule): a for a in map(_alert, cur.fetchall())}
+    return {(a.sensor_id, a.rule): a for a in map(row_to_alert, cur.fetchall())}
 
 
 def live_alerts(cur: psycopg.Cursor[Any], rules: Sequence[str]) -> list[Alert]:
     """Open or acknowledged alerts of ``rules``."""
     cur.execute(
-        f"SELECT {_COLUMNS} FROM alert_events WHERE state <> 'resolved' AND rule = ANY(%s)",
+        f"SELECT {COLUMNS} FROM alert_events WHERE state <> 'resolved' AND rule = ANY(%s)",
         (list(rules),),
     )
-    return [_alert(r) for r in cur.fetchall()]
+    return [row_to_alert(r) for r in cur.fetchall()]
 
 
 def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert]:
@@ -173,10 +173,10 @@ def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert
                 """
                 UPDATE alert_events SET severity = %s, state = %s, last_seen_at = %s,
                        count = %s, flaps = %s, acknowledged_at = %s, resolved_at = %s,
-                       resolved_by = %s, details = %s, updated_at = now()
+                       resolved_by = %s, details = %s, opened_at = %s, updated_at = now()
                  WHERE id = %s
                 """,
-                (*values, a.id),
+                (*values, a.opened_at, a.id),
             )
         saved.append(a)
     return saved
@@ -184,9 +184,9 @@ def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert
 
 def get_alert(cur: psycopg.Cursor[Any], alert_id: int) -> Alert | None:
     """One alert by id."""
-    cur.execute(f"SELECT {_COLUMNS} FROM alert_events WHERE id = %s", (alert_id,))
+    cur.execute(f"SELECT {COLUMNS} FROM alert_events WHERE id = %s", (alert_id,))
     row = cur.fetchone()
-    return _alert(row) if row else None
+    return row_to_alert(row) if row else None
 
 
 def list_alerts(
@@ -202,7 +202,7 @@ def list_alerts(
     """Alerts newest first, filtered."""
     cur.execute(
         f"""
-        SELECT {_COLUMNS} FROM alert_events
+        SELECT {COLUMNS} FROM alert_events
          WHERE state = ANY(%s)
            AND (%s::text IS NULL OR council = %s) AND (%s::text IS NULL OR sensor_id = %s)
            AND (%s::text IS NULL OR rule = %s) AND (%s::timestamptz IS NULL OR opened_at >= %s)
@@ -210,7 +210,7 @@ def list_alerts(
         """,
         (list(states), council, council, sensor_id, sensor_id, rule, rule, since, since, limit),
     )
-    return [_alert(r) for r in cur.fetchall()]
+    return [row_to_alert(r) for r in cur.fetchall()]
 
 
 def out_of_range_letters(

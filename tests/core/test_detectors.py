@@ -42,9 +42,8 @@ def rd(
 def run(
     readings: list[Reading], thresholds: Thresholds | None = None, states: dict | None = None
 ) -> tuple[dict, list[Signal]]:
-    return run_detectors(
-        default_detectors(), states or {}, readings, thresholds or Thresholds(), T0
-    )
+    out = run_detectors(default_detectors(), states or {}, readings, thresholds or Thresholds(), T0)
+    return out.states, out.signals
 
 
 def rules(signals: list[Signal], active: bool = True) -> list[tuple[str, float]]:

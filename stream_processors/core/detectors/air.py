@@ -28,6 +28,9 @@ class AirDetector:
     """
 
     name = "air"
+    rules = frozenset(
+        {"daqi_high", "daqi_very_high", "no2_hourly_exceedance", "pm10_daily_exceedance"}
+    )
     kinds = frozenset({AIR_QUALITY.name})
 
     def step(

@@ -27,6 +27,7 @@ class Detector(Protocol):
 
     name: str
     kinds: frozenset[str]
+    rules: frozenset[str]  # every rule its signals can name
 
     def step(
         self, state: JsonDict | None, readings: Sequence[Reading], params: Params, now: datetime

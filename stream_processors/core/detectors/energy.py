@@ -24,6 +24,7 @@ class EnergyDetector:
     """
 
     name = "energy"
+    rules = frozenset({"energy_out_of_hours", "energy_spike", "energy_register_reset"})
     kinds = frozenset({"energy_meter"})
 
     def step(

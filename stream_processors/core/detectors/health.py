@@ -16,6 +16,7 @@ class HealthDetector:
     """Flatline and low battery per reading; remembers last-seen time for staleness."""
 
     name = "health"
+    rules = frozenset({"sensor_stale", "sensor_flatline", "sensor_low_battery"})
     kinds = frozenset({"air_quality", "waste_bin", "energy_meter"})
 
     def step(

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sensors.reading import Reading
 from stream_processors.core.alerts import Signal
-from stream_processors.core.detectors.base import Detector, JsonDict
+from stream_processors.core.detectors.base import Detector, JsonDict, Params
 from stream_processors.core.thresholds import Thresholds
 
 StateKey = tuple[str, str]  # (sensor_id, detector name)
+
+CHECKPOINT_EVERY_S = 3600.0  # event time between two snapshots of a detector's state
+
+
+class Snapshot(NamedTuple):
+    """A detector's state as of event time ``t``: every reading before ``t``, none at or after."""
+
+    key: StateKey
+    t: float
+    state: JsonDict | None
+
+
+class DetectorRun(NamedTuple):
+    """What one batch did: changed states, signals, new snapshots, and the late groups.
+
+    ``late`` holds each (sensor, detector) whose batch has a reading older than one the
+    detector has already seen: such a group is not stepped here but replayed from a
+    snapshot by the caller (it needs the sensor's stored history, see ``replay``).
+    """
+
+    states: dict[StateKey, JsonDict]
+    signals: list[Signal]
+    snapshots: list[Snapshot]
+    late: dict[StateKey, list[Reading]]
 
 
 def by_sensor(readings: Sequence[Reading]) -> dict[str, list[Reading]]:
@@ -24,21 +49,78 @@ def by_sensor(readings: Sequence[Reading]) -> dict[str, list[Reading]]:
     return dict(groups)
 
 
+def step_segmented(
+    det: Detector,
+    key: StateKey,
+    state: JsonDict | None,
+    readings: Sequence[Reading],
+    params: Params,
+    now: datetime,
+    *,
+    every: float = CHECKPOINT_EVERY_S,
+    forced: Iterable[float] = (),
+    since: float | None = None,
+) -> tuple[JsonDict | None, list[Signal], list[Snapshot]]:
+    """Step ``det`` over time-sorted ``readings``, snapshotting its state on the way.
+
+    A snapshot is taken before the first reading at or after each time in ``forced`` and
+    whenever ``every`` seconds of event time passed since the last one (the first reading a
+    detector ever sees gets one too). ``since`` is the last snapshot's time (default: the
+    one ``state`` records). Stepping in segments equals one step over the whole
+    (the detector contract), so the signals do not depend on where snapshots fall.
+    """
+    signals: list[Signal] = []
+    snaps: list[Snapshot] = []
+    pending = sorted(forced)
+    last_cp = since if since is not None else (state.get("cp") if state else None)
+    start = 0
+
+    def flush(end: int) -> None:
+        nonlocal state, start
+        if end <= start:
+            return
+        seen = state.get("t") if state else None
+        state, out = det.step(state, readings[start:end], params, now)
+        state["t"] = max(seen or 0.0, readings[end - 1].time.timestamp())
+        signals.extend(out)
+        start = end
+
+    for i, r in enumerate(readings):
+        t = r.time.timestamp()
+        while pending and pending[0] <= t:
+            flush(i)
+            last_cp = pending.pop(0)
+            snaps.append(Snapshot(key, last_cp, state))
+        if last_cp is None or t >= last_cp + every:
+            flush(i)
+            last_cp = t
+            snaps.append(Snapshot(key, t, state))
+    flush(len(readings))
+    snaps.extend(Snapshot(key, t, state) for t in pending)
+    if state is not None and last_cp is not None:
+        state = {**state, "cp": last_cp}
+    return state, signals, snaps
+
+
 def run_detectors(
     detectors: Sequence[Detector],
     states: Mapping[StateKey, JsonDict],
     readings: Sequence[Reading],
     thresholds: Thresholds,
     now: datetime,
-) -> tuple[dict[StateKey, JsonDict], list[Signal]]:
-    """New states (only those that changed) and the signals, for one batch of readings.
+    *,
+    every: float = CHECKPOINT_EVERY_S,
+) -> DetectorRun:
+    """New states (only those that changed), signals and snapshots for one batch.
 
-    Readings older than what a detector has already seen for the sensor (late arrivals
-    across batches) are skipped by that detector, so its result never depends on how the
-    stream was cut into batches; they are still stored and aggregated.
+    A group with a reading older than what its detector has already seen for the sensor is
+    returned in ``late`` instead of being stepped, so a detector always sees a sensor's
+    readings in event-time order and its result never depends on batching or arrival order.
     """
     new_states: dict[StateKey, JsonDict] = {}
     signals: list[Signal] = []
+    snapshots: list[Snapshot] = []
+    late: dict[StateKey, list[Reading]] = {}
     for sensor_id, group in by_sensor(readings).items():
         kind, council = group[0].kind, group[0].council
         params = thresholds.for_sensor(council, sensor_id)
@@ -48,11 +130,12 @@ def run_detectors(
             key = (sensor_id, det.name)
             old = states.get(key)
             seen = old.get("t") if old else None
-            todo = [r for r in group if seen is None or r.time.timestamp() >= seen]
-            if not todo:
+            if seen is not None and group[0].time.timestamp() < seen:
+                late[key] = group
                 continue
-            state, out = det.step(old, todo, params, now)
-            state["t"] = max(seen or 0.0, todo[-1].time.timestamp())
+            state, out, snaps = step_segmented(det, key, old, group, params, now, every=every)
+            assert state is not None
             new_states[key] = state
             signals.extend(out)
-    return new_states, signals
+            snapshots.extend(snaps)
+    return DetectorRun(new_states, signals, snapshots, late)

@@ -29,6 +29,7 @@ class StatisticalDetector:
     """
 
     name = "statistical"
+    rules = frozenset({"statistical_outlier"})
     kinds = frozenset({"air_quality"})
 
     def step(

@@ -38,6 +38,9 @@ class WasteDetector:
     """Rules for ``waste_bin`` sensors (see docs/alerts.md for each rule's definition)."""
 
     name = "waste"
+    rules = frozenset(
+        {"bin_collection_needed", "bin_fire_risk", "bin_tilted", "bin_fill_drop_review"}
+    )
     kinds = frozenset({"waste_bin"})
 
     def step(
