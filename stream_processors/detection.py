@@ -146,6 +146,14 @@ class Detection:
             if state is not None:
                 new_states[key] = state
             saved += changed
+        if run.late:
+            late = {r.key for group in run.late.values() for r in group}
+            log.info(
+                "late readings: %d of %d sensors replayed from snapshots (%d alerts changed)",
+                len(late),
+                len({k[0] for k in run.late}),
+                len(saved),
+            )
         db.save_states(cur, new_states)
         snaps.prune_snapshots(
             cur, sorted({s.key for s in run.snapshots} | set(run.late)), self.late_horizon_s

@@ -3,8 +3,8 @@
 One labelled recording goes through an uninterrupted embedded engine (the reference), then
 through MQTT → bridge → Kafka → Faust with the worker killed mid-replay and restarted: its
 alerts and detector state must equal the reference's (wall-clock rules aside: they depend on
-when ticks fall while history replays). The embedded engine killed mid-replay must store
-every reading once and invent or double no alert.
+when ticks fall while history replays). So must the embedded engine's, killed mid-replay,
+although its MQTT redelivery brings some readings after newer ones (late readings).
 """
 
 from __future__ import annotations
@@ -123,15 +123,13 @@ def test_alerts_survive_kill9_of_each_engine(
         _finish(replay)
         assert wait_until(lambda: count(embedded.database_url, READINGS) >= stored, timeout=30)
         time.sleep(1.0)
-        got = alerts(embedded.database_url)
-        # Redelivery after the crash can bring a sensor's readings back out of order; detectors
-        # skip readings older than what they have seen (docs/alerts.md, "Late readings"), so
-        # an alert resting only on such a reading may be missed. Nothing may be invented or
-        # doubled, though:
-        assert set(got[0]) <= set(want[0]), _diff(embedded.database_url, want)
-        assert len(got[0]) == len(set(got[0]))
+        # Redelivery after the crash brings some of a sensor's readings after newer ones;
+        # they replay the detectors from a snapshot (docs/alerts.md, "Late readings").
+        assert wait_until(lambda: settled(embedded.database_url, want, stored), timeout=30), (
+            _diff(embedded.database_url, want) + "\n" + embedded.process.log_tail()
+        )
         assert count(embedded.database_url, READINGS) == stored
-        assert {k for k in _states(embedded.database_url)} == set(want_states)
+        assert _states(embedded.database_url) == want_states
     finally:
         embedded.cleanup()
 
