@@ -96,6 +96,7 @@ def _engine(
             share_group=settings.mqtt_share_group,
             session_expiry_s=settings.mqtt_session_expiry_s,
             thresholds_file=settings.thresholds_file,
+            late_horizon_s=settings.late_horizon_hours * 3600.0,
         )
     )
 

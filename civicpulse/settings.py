@@ -92,6 +92,13 @@ class Settings:
             "empty: built-in defaults"
         },
     )
+    late_horizon_hours: float = field(
+        default=24.0,
+        metadata={
+            "doc": "How late a reading may arrive (behind its sensor's newest) and still be "
+            "run through the alert rules; older ones are stored only"
+        },
+    )
     retention_raw_days: float = field(
         default=90.0,
         metadata={"doc": "Keep raw readings and readings_1m this many days (0: for ever)"},

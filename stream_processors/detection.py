@@ -49,8 +49,6 @@ from stream_processors.storage import snapshots_store as snaps
 
 log = logging.getLogger(__name__)
 
-_LETTERS = "dead_letters.out_of_range"
-
 
 @dataclass(slots=True)
 class DetectionStats:
@@ -113,10 +111,10 @@ class Detection:
         self.stats = DetectionStats()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Detection:
+    def from_file(cls, path: str | Path, *, late_horizon_s: float = 24 * 3600.0) -> Detection:
         """Detection with the thresholds in the TOML file at ``path`` (ThresholdError if bad)."""
         text = Path(path).read_text(encoding="utf-8")
-        return cls(parse_thresholds(text, source=str(path)))
+        return cls(parse_thresholds(text, source=str(path)), late_horizon_s=late_horizon_s)
 
     def on_inserted(
         self,
@@ -295,11 +293,7 @@ class Detection:
         self.stats.ticks += 1
         changed, signals = stale_signals(db.states_of(cur, "health"), self.thresholds, now)
         db.save_states(cur, {(s, "health"): st for s, st in changed.items()})
-        after = db.get_cursor(cur, _LETTERS)
-        letters = db.out_of_range_letters(cur, after)
-        if letters:
-            signals += impossible_value_signals(letters)
-            db.set_cursor(cur, _LETTERS, letters[-1][0])
+        signals += impossible_value_signals(db.take_out_of_range_letters(cur))
         saved = self._apply(cur, signals)
         event_rules = [name for name, p in RULES.items() if p.event]
         live = {a.id: a for a in db.live_alerts(cur, event_rules)}

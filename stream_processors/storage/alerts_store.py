@@ -213,32 +213,21 @@ def list_alerts(
     return [row_to_alert(r) for r in cur.fetchall()]
 
 
-def out_of_range_letters(
-    cur: psycopg.Cursor[Any], after_id: int, limit: int = 5000
+def take_out_of_range_letters(
+    cur: psycopg.Cursor[Any], limit: int = 5000
 ) -> list[tuple[int, str, str, datetime]]:
-    """Dead letters rejected as physically impossible, after id ``after_id``."""
+    """Dead letters rejected as physically impossible and not yet alerted on; marks them."""
     cur.execute(
-        "SELECT id, mqtt_topic, detail, received_at FROM dead_letters"
-        " WHERE reason = 'out_of_range' AND id > %s ORDER BY id LIMIT %s",
-        (after_id, limit),
+        """
+        UPDATE dead_letters SET alerted_at = now()
+         WHERE id IN (SELECT id FROM dead_letters
+                       WHERE reason = 'out_of_range' AND alerted_at IS NULL
+                       ORDER BY id LIMIT %s)
+        RETURNING id, mqtt_topic, detail, received_at
+        """,
+        (limit,),
     )
-    return [(int(i), t, d, r) for i, t, d, r in cur.fetchall()]
-
-
-def get_cursor(cur: psycopg.Cursor[Any], name: str) -> int:
-    """A tick watermark (0 when never set)."""
-    cur.execute("SELECT value FROM detection_cursor WHERE name = %s", (name,))
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-def set_cursor(cur: psycopg.Cursor[Any], name: str, value: int) -> None:
-    """Advance a tick watermark."""
-    cur.execute(
-        "INSERT INTO detection_cursor (name, value) VALUES (%s, %s)"
-        " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-        (name, value),
-    )
+    return sorted((int(i), t, d, r) for i, t, d, r in cur.fetchall())
 
 
 def enqueue_notifications(cur: psycopg.Cursor[Any], events: Sequence[tuple[Alert, str]]) -> None:

@@ -52,6 +52,7 @@ class EmbeddedConfig:
     share_group: str = "civicpulse-ingest"
     session_expiry_s: int = 86400
     thresholds_file: str = ""  # alert thresholds (TOML); empty: built-in defaults
+    late_horizon_s: float = 86400.0  # late readings within this still reach the alert rules
 
 
 def _route(limits: Limits, topic: str, payload: bytes, received_at: datetime) -> Routed:
@@ -111,7 +112,11 @@ class EmbeddedEngine:
             partial(_route, c.limits),
             max_readings=c.batch_size,
             window_s=c.window_s,
-            detection=Detection.from_file(c.thresholds_file) if c.thresholds_file else None,
+            detection=(
+                Detection.from_file(c.thresholds_file, late_horizon_s=c.late_horizon_s)
+                if c.thresholds_file
+                else Detection(late_horizon_s=c.late_horizon_s)
+            ),
         )
         self._committer.start()
         if c.external_mqtt_url:
