@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from sensors.reading import decode_reading, encode_reading
+from sensors.reading import Reading, decode_reading, encode_reading
 from stream_processors.core.alerts import RULES
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
@@ -134,3 +134,46 @@ def test_a_reading_past_the_horizon_is_stored_but_not_detected(fresh_db: str) ->
             (held.sensor_id, held.metric, held.time),
         ).fetchone()
     assert row == (1,)
+
+
+def test_a_late_reading_that_breaks_a_flatline_withdraws_its_alert(fresh_db: str) -> None:
+    start = END - timedelta(hours=2)
+
+    def pm(i: int, value: float) -> bytes:
+        t = start + timedelta(seconds=60 * i)
+        return encode_reading(
+            Reading(
+                sensor_id="aq-flat",
+                council="aberdeen",
+                kind="air_quality",
+                metric="pm2_5",
+                value=value,
+                unit="ug/m3",
+                time=t,
+                received_at=t,
+            )
+        )
+
+    held = pm(5, 30.0)  # the sixth of 14 readings: the only one that is not 12.0
+    detection = run(fresh_db, [pm(i, 12.0) for i in range(14) if i != 5])
+    with psycopg.connect(fresh_db) as conn:
+        before = conn.execute(
+            "SELECT state FROM alert_events WHERE rule = 'sensor_flatline'"
+        ).fetchall()
+    assert before == [("open",)], "13 equal readings in arrival order must flatline"
+    store = ReadingStore(fresh_db)
+    try:
+        ReadingPipeline(store, detection=detection).process([held])
+    finally:
+        store.close()
+    with psycopg.connect(fresh_db) as conn:
+        after = conn.execute(
+            "SELECT state, resolved_by FROM alert_events WHERE rule = 'sensor_flatline'"
+        ).fetchall()
+        events = conn.execute(
+            "SELECT n.event FROM alert_notifications n JOIN alert_events a ON a.id = n.alert_id"
+            " WHERE a.rule = 'sensor_flatline' ORDER BY n.id"
+        ).fetchall()
+    # in event-time order the longest run of 12.0 is 8 readings: never a flatline
+    assert after == [("resolved", "withdrawn")]
+    assert events == [("opened",), ("withdrawn",)]
