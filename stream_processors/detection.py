@@ -29,6 +29,7 @@ from stream_processors.core.alerts import (
     RULES,
     Alert,
     Signal,
+    Sites,
     apply_signals,
     policy_for,
     quiet_resolutions,
@@ -130,17 +131,24 @@ class Detection:
         db.lock_shared(cur)
         sensors = sorted({r.sensor_id for r in readings})
         states = db.load_states(cur, sensors)
+        sites = db.load_sites(cur, sensors)
         run = run_detectors(
-            self.detectors, states, readings, self.thresholds, now, every=self.snapshot_every_s
+            self.detectors,
+            states,
+            readings,
+            self.thresholds,
+            now,
+            every=self.snapshot_every_s,
+            sites=sites,
         )
         anchors = db.latest_alerts(
             cur, ((s.key[0], r) for s in run.snapshots for r in self._remembered(s.key))
         )
-        saved = self._apply(cur, run.signals)
+        saved = self._apply(cur, run.signals, sites)
         self._save_snapshots(cur, run.snapshots, anchors, run.signals)
         new_states = dict(run.states)
         for key, group in run.late.items():
-            state, changed = self._replay_late(cur, key, group, states[key], now)
+            state, changed = self._replay_late(cur, key, group, states[key], now, sites)
             if state is not None:
                 new_states[key] = state
             saved += changed
@@ -194,6 +202,7 @@ class Detection:
         group: list[Reading],
         current: JsonDict,
         now: datetime,
+        sites: Sites,
     ) -> tuple[JsonDict | None, list[Alert]]:
         """Re-run one detector for a sensor from the latest snapshot before its late readings.
 
@@ -219,7 +228,7 @@ class Detection:
         self.stats.too_late += sum(1 for r in group if r.time.timestamp() < t0)
         self.stats.late_readings += len(group)
         self.stats.replays += 1
-        params = self.thresholds.for_sensor(group[0].council, key[0])
+        params = self.thresholds.for_sensor(group[0].council, key[0], sites)
         history = snaps.readings_since(cur, key[0], t0)
         later = [t0] * synthesised + [k[0] for k in kept if k[0] > t0]  # keep a synthesised one
         result = replay(
@@ -248,7 +257,9 @@ class Detection:
             stored = snaps.episodes_since(cur, key[0], rule, since)
             if any(operator_closed(e) for e in stored):
                 continue  # a person closed one: leave their record, add signals only
-            changed += self._rewrite(cur, reconcile(stored, fold(anchor, by_rule[rule])), now)
+            changed += self._rewrite(
+                cur, reconcile(stored, fold(anchor, by_rule[rule], sites)), now
+            )
             rederived.add(rule)
         changed += self._apply(
             cur,
@@ -256,6 +267,7 @@ class Detection:
                 [s for s in result.signals if s.rule not in rederived],
                 [s for s in result.already if s.rule not in rederived],
             ),
+            sites,
         )
         self._save_snapshots(
             cur,
@@ -291,7 +303,9 @@ class Detection:
         resolution of event alerts. Engines call it periodically (Faust: ``app.timer``)."""
         db.lock_exclusive(cur)
         self.stats.ticks += 1
-        changed, signals = stale_signals(db.states_of(cur, "health"), self.thresholds, now)
+        health = db.states_of(cur, "health")
+        sites = db.load_sites(cur, (sensor for sensor, _ in health))
+        changed, signals = stale_signals(health, self.thresholds, now, sites)
         db.save_states(cur, {(s, "health"): st for s, st in changed.items()})
         signals += impossible_value_signals(db.take_out_of_range_letters(cur))
         saved = self._apply(cur, signals)
@@ -301,13 +315,17 @@ class Detection:
         self._notify(cur, [(a, live[a.id], a) for a in quiet])
         return saved + quiet
 
-    def _apply(self, cur: psycopg.Cursor[Any], signals: list[Signal]) -> list[Alert]:
+    def _apply(
+        self, cur: psycopg.Cursor[Any], signals: list[Signal], sites: Sites | None = None
+    ) -> list[Alert]:
         if not signals:
             return []
         self.stats.signals += len(signals)
+        if sites is None:
+            sites = db.load_sites(cur, (s.sensor_id for s in signals))
         latest = db.latest_alerts(cur, ((s.sensor_id, s.rule) for s in signals))
         steps: list[tuple[int, Alert | None, Alert]] = []
-        changed = apply_signals(latest, signals, steps)
+        changed = apply_signals(latest, signals, steps, sites)
         saved = db.save_alerts(cur, changed)
         self._notify(cur, [(saved[i], b, a) for i, b, a in steps])
         self.stats.alerts_opened += sum(1 for a in changed if a.id is None)

@@ -12,6 +12,7 @@ from stream_processors.core.alerts import (
     AlertStatus,
     Severity,
     Signal,
+    Sites,
     apply_signal,
     is_new_episode,
 )
@@ -65,7 +66,9 @@ def _order(s: Signal) -> tuple[datetime, bool]:
     return s.at, s.active  # as apply_signals orders one (sensor, rule)'s signals
 
 
-def fold(anchor: Alert | None, signals: Sequence[Signal]) -> list[Alert]:
+def fold(
+    anchor: Alert | None, signals: Sequence[Signal], sites: Sites | None = None
+) -> list[Alert]:
     """The episodes of one (sensor, rule) from ``anchor`` on: the anchor (as updated) first.
 
     ``signals`` are that rule's signals after the anchor's time, in any order.
@@ -73,7 +76,7 @@ def fold(anchor: Alert | None, signals: Sequence[Signal]) -> list[Alert]:
     episodes = [anchor] if anchor is not None else []
     current = anchor
     for signal in sorted(signals, key=_order):
-        after = apply_signal(current, signal)
+        after = apply_signal(current, signal, sites)
         if after is None:
             continue
         if is_new_episode(current, after) or not episodes:

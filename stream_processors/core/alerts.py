@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -163,12 +164,24 @@ class Alert:
         return self.state is not AlertStatus.RESOLVED
 
 
-def site_of(sensor_id: str) -> str:
-    """The site a sensor belongs to: for now each sensor is its own site."""
-    return sensor_id
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    """A sensor's entry in the site registry (the ``sensor_sites`` table)."""
+
+    site: str
+    fill_threshold_pct: float | None = None  # a bin's own collection threshold
 
 
-def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
+Sites = Mapping[str, SiteInfo]  # sensor_id -> its site; a sensor not in it is its own site
+
+
+def site_of(sensor_id: str, sites: Sites | None = None) -> str:
+    """The site a sensor belongs to: its registry entry, or the sensor itself."""
+    info = sites.get(sensor_id) if sites else None
+    return info.site if info else sensor_id
+
+
+def apply_signal(latest: Alert | None, signal: Signal, sites: Sites | None = None) -> Alert | None:
     """The alert after ``signal``, given the latest alert for its (sensor, rule); None: no change.
 
     A returned alert with ``id=None`` is new; otherwise it replaces the stored row.
@@ -218,7 +231,7 @@ def apply_signal(latest: Alert | None, signal: Signal) -> Alert | None:
         id=None,
         council=signal.council,
         sensor_id=signal.sensor_id,
-        site=site_of(signal.sensor_id),
+        site=site_of(signal.sensor_id, sites),
         kind=signal.kind,
         rule=signal.rule,
         severity=severity,
@@ -242,6 +255,7 @@ def apply_signals(
     latest: dict[tuple[str, str], Alert],
     signals: list[Signal],
     steps: list[tuple[int, Alert | None, Alert]] | None = None,
+    sites: Sites | None = None,
 ) -> list[Alert]:
     """Apply signals in event-time order; returns every changed or new alert, in order.
 
@@ -255,7 +269,7 @@ def apply_signals(
     for signal in sorted(signals, key=lambda s: (s.at, s.sensor_id, s.rule, s.active)):
         key = (signal.sensor_id, signal.rule)
         before = current.get(key)
-        after = apply_signal(before, signal)
+        after = apply_signal(before, signal, sites)
         if after is None:
             continue
         episodes = changed.setdefault(key, [])

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sensors.errors import CivicPulseError
-from stream_processors.core.alerts import site_of
+from stream_processors.core.alerts import Sites, site_of
 
 # Every parameter, with its default. Sources for the numbers are in config/thresholds.example.toml.
 DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -106,11 +106,22 @@ class Thresholds:
     sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sensors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_sensor(self, council: str, sensor_id: str) -> Mapping[str, Any]:
-        """The merged parameters for one sensor."""
+    def for_sensor(
+        self, council: str, sensor_id: str, sites: Sites | None = None
+    ) -> Mapping[str, Any]:
+        """The merged parameters for one sensor.
+
+        Layers, later wins: defaults, council, the sensor's site (from ``sites``; a sensor
+        not in it is its own site), a bin's own fill threshold in the site registry, sensor.
+        """
+        own = sites.get(sensor_id) if sites else None
+        bin_layer = None
+        if own is not None and own.fill_threshold_pct is not None:
+            bin_layer = {"waste.fill_threshold_pct": own.fill_threshold_pct}
         over = (
             self.councils.get(council),
-            self.sites.get(site_of(sensor_id)),
+            self.sites.get(site_of(sensor_id, sites)),
+            bin_layer,
             self.sensors.get(sensor_id),
         )
         if not any(over):
@@ -119,6 +130,11 @@ class Thresholds:
         for layer in over:
             if layer:
                 merged.update(layer)
+        if bin_layer is not None:  # keep the hysteresis below a lowered threshold
+            merged["waste.fill_clear_pct"] = min(
+                float(merged["waste.fill_clear_pct"]),
+                max(0.0, float(merged["waste.fill_threshold_pct"]) - 30.0),
+            )
         return merged
 
 

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from stream_processors.core.alert_notify import MAX_ATTEMPTS, next_attempt, payload
-from stream_processors.core.alerts import Alert, AlertStatus, Severity
+from stream_processors.core.alerts import Alert, AlertStatus, Severity, SiteInfo
 from stream_processors.core.detectors import JsonDict, StateKey
 
 # Batches take this advisory lock shared; the tick and operators' commands take it exclusive,
@@ -63,6 +63,18 @@ def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> N
             [orjson.dumps(states[k]).decode() for k in keys],
         ),
     )
+
+
+def load_sites(cur: psycopg.Cursor[Any], sensor_ids: Iterable[str]) -> dict[str, SiteInfo]:
+    """The site registry (``sensor_sites``) entries of ``sensor_ids``."""
+    cur.execute(
+        "SELECT sensor_id, site, threshold_pct FROM sensor_sites WHERE sensor_id = ANY(%s)",
+        (sorted(set(sensor_ids)),),
+    )
+    return {
+        sid: SiteInfo(site, None if pct is None else float(pct))
+        for sid, site, pct in cur.fetchall()
+    }
 
 
 def states_of(cur: psycopg.Cursor[Any], detector: str) -> list[tuple[str, JsonDict]]:

@@ -9,7 +9,7 @@ import pytest
 
 from sensors.catalogue import KINDS
 from sensors.reading import Reading
-from stream_processors.core.alerts import Signal
+from stream_processors.core.alerts import Signal, SiteInfo
 from stream_processors.core.detectors import (
     HealthDetector,
     WasteDetector,
@@ -74,6 +74,36 @@ def test_fill_threshold_is_configurable_per_sensor_over_council() -> None:
     assert th.for_sensor("aberdeen", "bin-2")["waste.fill_threshold_pct"] == 90.0
     _, out = run(bin_fill([50, 65]), th)
     assert rules(out) == [("bin_collection_needed", 900)]
+
+
+def test_site_layers_come_from_the_site_registry_and_a_bins_own_threshold() -> None:
+    th = parse_thresholds("""
+        [councils.aberdeen.waste]
+        fill_threshold_pct = 90
+        [sites.depot.waste]
+        fill_threshold_pct = 85
+        fire_temp_c = 70
+        [sensors."bin-3".waste]
+        fill_threshold_pct = 95
+    """)
+    sites = {
+        "bin-1": SiteInfo("depot"),
+        "bin-2": SiteInfo("depot", fill_threshold_pct=60.0),
+        "bin-3": SiteInfo("depot", fill_threshold_pct=60.0),
+    }
+    p1, p2, p3 = (th.for_sensor("aberdeen", f"bin-{i}", sites) for i in (1, 2, 3))
+    p4 = th.for_sensor("aberdeen", "bin-4", sites)  # not in the registry: its own site
+    assert [p["waste.fill_threshold_pct"] for p in (p1, p2, p3, p4)] == [85.0, 60.0, 95.0, 90.0]
+    assert [p["waste.fire_temp_c"] for p in (p1, p2, p3)] == [70.0, 70.0, 70.0]
+    assert p4["waste.fire_temp_c"] == DEFAULTS["waste.fire_temp_c"]
+    # a lowered bin threshold keeps 30 points of hysteresis under it
+    assert p2["waste.fill_clear_pct"] == 30.0 and p1["waste.fill_clear_pct"] == 50.0
+    out = run_detectors(default_detectors(), {}, bin_fill([50, 65]), th, T0, sites=sites)
+    # bin-1 (the helper's sensor) is at the depot: 65 % is under its 85 %
+    assert rules(out.signals) == []
+    sites["bin-1"] = SiteInfo("depot", fill_threshold_pct=60.0)
+    out = run_detectors(default_detectors(), {}, bin_fill([50, 65]), th, T0, sites=sites)
+    assert rules(out.signals) == [("bin_collection_needed", 900)]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +223,9 @@ def _mixed_stream(seed: int) -> list[Reading]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_signals_and_state_do_not_depend_on_how_the_stream_is_batched(seed: int) -> None:
-    stream = _mixed_stream(seed)
+    # in detector order (time, metric): a cut inside one instant out of that order is a late
+    # group, replayed from the stored history (tests/core/test_late_readings.py)
+    stream = sorted(_mixed_stream(seed), key=lambda r: (r.time, r.metric))
     whole_states, whole = run(stream)
     rng = random.Random(seed)
     states: dict = {}

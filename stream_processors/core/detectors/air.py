@@ -20,8 +20,8 @@ _PM10_DAILY = limit_for("pm10", DAILY)
 
 
 class AirDetector:
-    """DAQI per site (site = sensor for now) via :class:`DaqiState`, evaluated at each 15-min
-    boundary the readings cross, so the result depends only on complete periods (DEFRA's
+    """DAQI per monitor (each sensor its own index) via :class:`DaqiState`, evaluated at each
+    15-min boundary the readings cross, so the result depends only on complete periods (DEFRA's
     averaging and data-capture rules live in ``core.daqi``). Exceedances of the hourly NO2
     and daily PM10 limits are counted per calendar year (UTC = GMT days) and become
     critical once the count passes the number allowed.

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sensors.catalogue import kind_named
 from sensors.reading import Reading
-from stream_processors.core.alerts import Signal
+from stream_processors.core.alerts import Signal, Sites
 from stream_processors.core.detectors.base import Conditions, JsonDict, Params, fresh
 from stream_processors.core.thresholds import Thresholds
 
@@ -66,7 +66,10 @@ class HealthDetector:
 
 
 def stale_signals(
-    states: Iterable[tuple[str, JsonDict]], thresholds: Thresholds, now: datetime
+    states: Iterable[tuple[str, JsonDict]],
+    thresholds: Thresholds,
+    now: datetime,
+    sites: Sites | None = None,
 ) -> tuple[dict[str, JsonDict], list[Signal]]:
     """Health states of sensors silent for stale_factor x their interval, marked; and signals.
 
@@ -81,7 +84,7 @@ def stale_signals(
         active = state.get("active", {})
         if kind is None or last is None or active.get("sensor_stale"):
             continue
-        params = thresholds.for_sensor(str(state.get("council", "")), sensor_id)
+        params = thresholds.for_sensor(str(state.get("council", "")), sensor_id, sites)
         silent = now.timestamp() - float(last)
         if silent <= float(params["health.stale_factor"]) * kind.expected_interval_s:
             continue

@@ -14,6 +14,8 @@ from stream_processors.core.detectors.runner import (
     CHECKPOINT_EVERY_S,
     Snapshot,
     StateKey,
+    last_seen,
+    set_last_seen,
     step_segmented,
 )
 
@@ -61,7 +63,7 @@ def replay(
     state, signals, snaps = run(ordered)
     _, already, _ = run(older)
     final: JsonDict = dict(state or {})
-    final["t"] = max(float(current.get("t", 0.0)), float(final.get("t", 0.0)))
+    set_last_seen(final, max(last_seen(current), last_seen(final)))
     _clear_wall_clock_marks(final, current, [r for r in ordered if r.key in batch], signals)
     return Replay(final, signals, already, snaps)
 

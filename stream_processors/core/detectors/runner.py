@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sensors.reading import Reading
-from stream_processors.core.alerts import Signal
+from stream_processors.core.alerts import Signal, Sites
 from stream_processors.core.detectors.base import Detector, JsonDict, Params
 from stream_processors.core.thresholds import Thresholds
 
@@ -37,6 +37,23 @@ class DetectorRun(NamedTuple):
     signals: list[Signal]
     snapshots: list[Snapshot]
     late: dict[StateKey, list[Reading]]
+
+
+def reading_order(r: Reading) -> tuple[float, str]:
+    """The order detectors see a sensor's readings in: event time, then metric."""
+    return r.time.timestamp(), r.metric
+
+
+def last_seen(state: JsonDict | None) -> tuple[float, str]:
+    """The newest reading (in :func:`reading_order`) a detector state has seen."""
+    if not state or "t" not in state:
+        return (float("-inf"), "")
+    return float(state["t"]), str(state.get("tm", ""))
+
+
+def set_last_seen(state: JsonDict, seen: tuple[float, str]) -> None:
+    """Record ``seen`` as the newest reading in ``state`` ("t" is also the stale clock)."""
+    state["t"], state["tm"] = seen
 
 
 def by_sensor(readings: Sequence[Reading]) -> dict[str, list[Reading]]:
@@ -79,9 +96,9 @@ def step_segmented(
         nonlocal state, start
         if end <= start:
             return
-        seen = state.get("t") if state else None
+        seen = last_seen(state)
         state, out = det.step(state, readings[start:end], params, now)
-        state["t"] = max(seen or 0.0, readings[end - 1].time.timestamp())
+        set_last_seen(state, max(seen, reading_order(readings[end - 1])))
         signals.extend(out)
         start = end
 
@@ -110,11 +127,13 @@ def run_detectors(
     now: datetime,
     *,
     every: float = CHECKPOINT_EVERY_S,
+    sites: Sites | None = None,
 ) -> DetectorRun:
     """New states (only those that changed), signals and snapshots for one batch.
 
-    A group with a reading older than what its detector has already seen for the sensor is
-    returned in ``late`` instead of being stepped, so a detector always sees a sensor's
+    A group with a reading before what its detector has already seen for the sensor (in
+    :func:`reading_order`: a batch may end between two metrics of one instant) is returned
+    in ``late`` instead of being stepped, so a detector always sees a sensor's
     readings in event-time order and its result never depends on batching or arrival order.
     """
     new_states: dict[StateKey, JsonDict] = {}
@@ -123,14 +142,13 @@ def run_detectors(
     late: dict[StateKey, list[Reading]] = {}
     for sensor_id, group in by_sensor(readings).items():
         kind, council = group[0].kind, group[0].council
-        params = thresholds.for_sensor(council, sensor_id)
+        params = thresholds.for_sensor(council, sensor_id, sites)
         for det in detectors:
             if kind not in det.kinds:
                 continue
             key = (sensor_id, det.name)
             old = states.get(key)
-            seen = old.get("t") if old else None
-            if seen is not None and group[0].time.timestamp() < seen:
+            if reading_order(group[0]) < last_seen(old):
                 late[key] = group
                 continue
             state, out, snaps = step_segmented(det, key, old, group, params, now, every=every)
