@@ -137,8 +137,8 @@ def db_retention(
     database_url: DbUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
 ) -> None:
-    """Delete what the retention horizons no longer keep (run daily on plain PostgreSQL;
-    TimescaleDB's own jobs do it there, this then trims readings_1m only)."""
+    """Delete what the retention horizons no longer keep: run it daily. On TimescaleDB its own
+    jobs drop readings and rollups; this trims readings_1m, old alerts and dead letters."""
     from stream_processors.storage import StoreUnavailable, connect
     from stream_processors.storage.retention import enforce_retention
 

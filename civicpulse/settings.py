@@ -112,6 +112,13 @@ class Settings:
     retention_daily_days: float = field(
         default=0.0, metadata={"doc": "Keep daily rollups this many days (0: for ever)"}
     )
+    retention_alerts_days: float = field(
+        default=365.0,
+        metadata={
+            "doc": "Keep resolved alerts, sent webhook notifications and dead letters this "
+            "many days (0: for ever)"
+        },
+    )
     data_dir: str = field(
         default_factory=_default_data_dir,
         metadata={"doc": "Embedded mode: where its PostgreSQL keeps its data"},

@@ -61,6 +61,7 @@ def build_storage_policy(settings: Settings) -> StoragePolicy:
         m15=days(settings.retention_15m_days),
         hourly=days(settings.retention_hourly_days),
         daily=days(settings.retention_daily_days),
+        alerts=days(settings.retention_alerts_days),
     )
 
 

@@ -41,6 +41,7 @@ class StoragePolicy:
     m15: timedelta | None = 365 * DAY
     hourly: timedelta | None = 730 * DAY
     daily: timedelta | None = None
+    alerts: timedelta | None = 365 * DAY  # resolved alerts, sent notifications, dead letters
     compress_after: timedelta | None = 7 * DAY
     refresh_lookback: timedelta = 3 * DAY  # late readings older than this wait for a repair
     chunks: dict[str, timedelta] = field(default_factory=_default_chunks)
@@ -126,7 +127,8 @@ def enforce_retention(
     """Delete what ``policy`` no longer keeps; returns rows deleted per relation.
 
     Plain PostgreSQL: every relation. TimescaleDB: only ``readings_1m`` (a plain table
-    there too); the retention jobs drop the rest.
+    there too); the retention jobs drop the rest. Both: resolved alerts with nothing left to
+    deliver, sent or abandoned notifications and dead letters past ``policy.alerts``.
     """
     relations = (
         ["readings_1m"] if is_timescale(conn) else ["readings", "readings_1m", *rollups.ROLLUPS]
@@ -134,6 +136,7 @@ def enforce_retention(
     deleted: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
         db_now = cur.execute("SELECT now()").fetchone()
+        at = now or (db_now[0] if db_now else datetime.now().astimezone())
         for relation in relations:
             horizon = policy.horizon(relation)
             if horizon is None:
@@ -141,10 +144,36 @@ def enforce_retention(
             column = "time" if relation == "readings" else "bucket"
             cur.execute(
                 f"DELETE FROM {relation} WHERE {column} < {cutoff_sql(policy, relation)}",
-                {"now": now or (db_now[0] if db_now else None), "horizon": horizon},
+                {"now": at, "horizon": horizon},
             )
             deleted[relation] = cur.rowcount
+        if policy.alerts is not None:
+            deleted.update(_prune_records(cur, at - policy.alerts))
     return deleted
+
+
+def _prune_records(cur: psycopg.Cursor, before: datetime) -> dict[str, int]:
+    """Delete alerts resolved before ``before`` with nothing left to deliver, notifications
+    delivered or given up before it, and dead letters received before it."""
+    cur.execute(
+        """
+        DELETE FROM alert_notifications
+         WHERE COALESCE(delivered_at, dead_at) < %(before)s
+        """,
+        {"before": before},
+    )
+    notes = cur.rowcount
+    cur.execute(
+        """
+        DELETE FROM alert_events a
+         WHERE a.state = 'resolved' AND a.resolved_at < %(before)s
+           AND NOT EXISTS (SELECT 1 FROM alert_notifications n WHERE n.alert_id = a.id)
+        """,
+        {"before": before},
+    )
+    alerts = cur.rowcount
+    cur.execute("DELETE FROM dead_letters WHERE received_at < %(before)s", {"before": before})
+    return {"alert_notifications": notes, "alert_events": alerts, "dead_letters": cur.rowcount}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
