@@ -145,7 +145,8 @@ def latest_alerts(
 def live_alerts(cur: psycopg.Cursor[Any], rules: Sequence[str]) -> list[Alert]:
     """Open or acknowledged alerts of ``rules``."""
     cur.execute(
-        f"SELECT {COLUMNS} FROM alert_events WHERE state <> 'resolved' AND rule = ANY(%s)",
+        f"SELECT {COLUMNS} FROM alert_events WHERE state <> 'resolved' AND rule = ANY(%s)"
+        " ORDER BY id",
         (list(rules),),
     )
     return [row_to_alert(r) for r in cur.fetchall()]
