@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import heapq
+import random
 import statistics
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -50,12 +51,30 @@ LIMITS = Limits(max_past=timedelta(days=3650), max_future=timedelta(days=3650))
 
 @dataclass(frozen=True, slots=True)
 class Msg:
-    """A message to replay: MQTT topic, payload, event time."""
+    """A message to replay: MQTT topic, payload, event time (and arrival, if held back)."""
 
     topic: str
     payload: bytes
     time: datetime
     sensor_id: str
+    arrival: datetime | None = None  # None: arrives at its event time
+
+    @property
+    def arrives(self) -> datetime:
+        """When the platform receives it."""
+        return self.arrival or self.time
+
+
+def hold_back(messages: Sequence[Msg], share: float, max_s: float, seed: int) -> list[Msg]:
+    """Messages in arrival order when ``share`` of them arrive 1 min … ``max_s`` late
+    (a device buffering while offline, a redelivery after a crash)."""
+    rng = random.Random(seed)
+    out = []
+    for m in messages:
+        if rng.random() < share:
+            m = replace(m, arrival=m.time + timedelta(seconds=rng.uniform(60.0, max_s)))
+        out.append(m)
+    return sorted(out, key=lambda m: m.arrives)
 
 
 class StoredAlert(NamedTuple):
@@ -86,7 +105,7 @@ def replay(
 ) -> tuple[list[StoredAlert], dict[str, float]]:
     """Replay ``messages`` (time-ordered) through the pipeline; the tick runs whenever a
     sensor's silence reaches its stale limit (as an engine ticking every second would)."""
-    sim_now = [messages[0].time]
+    sim_now = [messages[0].arrives]
     pipeline = ReadingPipeline(
         ReadingStore(url), detection=Detection(thresholds), clock=lambda: sim_now[0]
     )
@@ -94,7 +113,7 @@ def replay(
     last_seen: dict[str, tuple[float, float]] = {}  # sensor -> (last time, stale after s)
     started, n_readings, n_letters, ticks = time.perf_counter(), 0, 0, 0
 
-    ticked = messages[0].time.timestamp()
+    ticked = messages[0].arrives.timestamp()
     dues: list[tuple[float, str]] = []  # heap of (instant a silence reaches its limit, sensor)
 
     def earliest_due() -> float:
@@ -124,21 +143,22 @@ def replay(
 
     i = 0
     while i < len(messages):
-        tick_until(messages[i].time.timestamp())
-        end = messages[i].time + timedelta(seconds=batch_s)
+        tick_until(messages[i].arrives.timestamp())
+        end = messages[i].arrives + timedelta(seconds=batch_s)
         batch: list[Msg] = []
         # A batch ends early where some sensor's silence reaches its limit, so that tick
         # sees exactly the readings stored before that instant.
         while (
             i < len(messages)
-            and messages[i].time < end
-            and (not batch or messages[i].time.timestamp() < earliest_due())
+            and messages[i].arrives < end
+            and (not batch or messages[i].arrives.timestamp() < earliest_due())
         ):
             m = messages[i]
             batch.append(m)
             kind = m.topic.split("/")[2]
             factor = float(thresholds.for_sensor("aberdeen", m.sensor_id)["health.stale_factor"])
-            last_seen[m.sensor_id] = (m.time.timestamp(), factor * KINDS[kind].expected_interval_s)
+            newest = max(m.time.timestamp(), last_seen.get(m.sensor_id, (0.0, 0.0))[0])
+            last_seen[m.sensor_id] = (newest, factor * KINDS[kind].expected_interval_s)
             heapq.heappush(dues, (sum(last_seen[m.sensor_id]) + 1.0, m.sensor_id))
             i += 1
         values, dead = [], []
@@ -147,7 +167,7 @@ def replay(
             values += [v for _, v in routed.readings]
             if routed.deadletter is not None:
                 dead.append((routed.deadletter, f"bench:{m.sensor_id}:{m.time.isoformat()}"))
-        sim_now[0] = batch[-1].time
+        sim_now[0] = batch[-1].arrives
         if values:
             pipeline.process(values)
             n_readings += len(values)
@@ -156,7 +176,7 @@ def replay(
         tick_until(sim_now[0].timestamp())
         pipeline.tick(sim_now[0])
         ticks += 1
-    tick_until(messages[-1].time.timestamp())
+    tick_until(messages[-1].arrives.timestamp())
     elapsed = time.perf_counter() - started
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -164,7 +184,9 @@ def replay(
             " FROM alerts ORDER BY opened_at"
         ).fetchall()
     # A sensor whose part of the scenario has ended is silent, not stale: drop those alerts.
-    last = {m.sensor_id: m.time for m in messages}
+    last: dict[str, datetime] = {}
+    for m in messages:
+        last[m.sensor_id] = max(m.time, last.get(m.sensor_id, m.time))
     alerts = [a for a in map(StoredAlert._make, rows) if a.opened_at <= last[a.sensor_id]]
     stats = {
         "readings": n_readings,
@@ -371,6 +393,15 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         default=None,
         help="a thresholds TOML file (default: the built-in defaults)",
     )
+    p.add_argument(
+        "--late-share",
+        type=float,
+        default=0.0,
+        help="hold back this share of messages (0-1) to arrive late, in arrival order",
+    )
+    p.add_argument(
+        "--late-max-s", type=float, default=3 * 3600.0, help="longest hold-back, seconds"
+    )
     args = p.parse_args(argv)
     thresholds = (
         Detection.from_file(args.thresholds).thresholds if args.thresholds else Thresholds()
@@ -383,7 +414,12 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         write_recording(args.keep_recording, scenario.messages)
         write_labels(labels_path(args.keep_recording), scenario.labels)
     url = fresh_database(args.database_url, "civicpulse_bench_detect")
-    alerts, stats = replay(url, scenario_messages(scenario), thresholds)
+    messages = scenario_messages(scenario)
+    if args.late_share > 0:
+        messages = hold_back(messages, args.late_share, args.late_max_s, args.seed)
+        late = sum(1 for m in messages if m.arrival is not None)
+        out(f"{late:,} of {len(messages):,} messages held back up to {args.late_max_s:,.0f} s")
+    alerts, stats = replay(url, messages, thresholds)
     counts = Counter(scenario.sensors.values())
     sensor_days = {k: counts[k] * scenario.spec.days[k] for k in counts}
     out(

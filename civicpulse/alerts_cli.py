@@ -219,6 +219,10 @@ def bench_detect(
         Path | None,
         typer.Option(help="Thresholds TOML (see config/thresholds.example.toml); default built-in"),
     ] = None,
+    late_share: Annotated[
+        float, typer.Option(help="Share of messages (0-1) held back to arrive late")
+    ] = 0.0,
+    late_max_s: Annotated[float, typer.Option(help="Longest hold-back, seconds")] = 10800.0,
 ) -> None:
     """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"
@@ -234,6 +238,7 @@ def bench_detect(
     argv += ["--aberdeen", str(aberdeen)] if aberdeen else []
     argv += ["--keep-recording", str(keep_recording)] if keep_recording else []
     argv += ["--thresholds", str(thresholds)] if thresholds else []
+    argv += ["--late-share", str(late_share), "--late-max-s", str(late_max_s)]
     sys.exit(module.main(argv))
 
 

@@ -257,9 +257,10 @@ class Detection:
             stored = snaps.episodes_since(cur, key[0], rule, since)
             if any(operator_closed(e) for e in stored):
                 continue  # a person closed one: leave their record, add signals only
-            changed += self._rewrite(
-                cur, reconcile(stored, fold(anchor, by_rule[rule], sites)), now
-            )
+            derived = fold(anchor, by_rule[rule], sites)
+            if anchor is not None and all(e.opened_at != anchor.opened_at for e in stored):
+                derived = derived[1:]  # its episode is gone (withdrawn or pruned): context only
+            changed += self._rewrite(cur, reconcile(stored, derived), now)
             rederived.add(rule)
         changed += self._apply(
             cur,

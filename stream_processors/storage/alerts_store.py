@@ -125,7 +125,8 @@ def row_to_alert(row: Sequence[Any]) -> Alert:
 def latest_alerts(
     cur: psycopg.Cursor[Any], keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Alert]:
-    """The latest alert (any state) per (sensor_id, rule)."""
+    """The latest alert (any state) per (sensor_id, rule); withdrawn ones are not in the
+    timeline any more."""
     pairs = sorted(set(keys))
     if not pairs:
         return {}
@@ -135,6 +136,7 @@ def latest_alerts(
           FROM alert_events a
           JOIN unnest(%s::text[], %s::text[]) AS k(sensor_id, rule)
             ON a.sensor_id = k.sensor_id AND a.rule = k.rule
+         WHERE a.resolved_by IS DISTINCT FROM 'withdrawn'
          ORDER BY a.sensor_id, a.rule, a.id DESC
         """,
         ([p[0] for p in pairs], [p[1] for p in pairs]),

@@ -177,3 +177,25 @@ def test_a_late_reading_that_breaks_a_flatline_withdraws_its_alert(fresh_db: str
     # in event-time order the longest run of 12.0 is 8 readings: never a flatline
     assert after == [("resolved", "withdrawn")]
     assert events == [("opened",), ("withdrawn",)]
+
+    # Later: past the next hourly snapshot, another late reading replays from that snapshot.
+    # The withdrawn episode is not part of the timeline any more: it is not re-created.
+    varied = [pm(i, 12.0 + (i % 7)) for i in range(14, 90)]
+    again = varied.pop(-5)
+    store = ReadingStore(fresh_db)
+    try:
+        pipeline = ReadingPipeline(store, detection=detection)
+        pipeline.process(varied)
+        pipeline.process([again])
+    finally:
+        store.close()
+    assert detection.stats.replays >= 4  # health, statistical and air, twice over
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute(
+            "SELECT state, resolved_by FROM alert_events WHERE rule = 'sensor_flatline'"
+        ).fetchall()
+        snapshots = conn.execute(
+            "SELECT count(*) FROM detector_snapshots WHERE sensor_id = 'aq-flat'"
+        ).fetchone()
+    assert rows == [("resolved", "withdrawn")]
+    assert snapshots is not None and snapshots[0] >= 6  # two per detector: the replay used one
