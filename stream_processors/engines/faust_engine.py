@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import faust
 
@@ -39,10 +41,14 @@ def create_app(
     detection: Detection | None = None,
 ) -> faust.App:
     """Build the Faust app: one agent, ``concurrency=1`` (faust bug #606), batches via take()."""
+    datadir = Path(tempfile.gettempdir()) / "civicpulse-faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=kafka_broker_urls(kafka_bootstrap),
         store="memory://",
+        # nothing durable lives there (tables are in memory): keep it out of the cwd
+        datadir=str(datadir),
         autodiscover=False,
         topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
