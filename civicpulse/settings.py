@@ -63,6 +63,13 @@ class Settings:
     mqtt_session_expiry_s: int = field(
         default=86400, metadata={"doc": "How long the broker keeps a stopped bridge's queue"}
     )
+    kafka_delivery_timeout_s: float = field(
+        default=120.0,
+        metadata={
+            "doc": "How long the bridge retries a Kafka send before handing the message "
+            "back to the MQTT broker for redelivery"
+        },
+    )
     max_payload_bytes: int = field(
         default=262144, metadata={"doc": "Largest MQTT payload decoded; larger are dead-lettered"}
     )

@@ -40,6 +40,7 @@ def build_bridge(settings: Settings) -> Bridge:
             session_expiry_s=settings.mqtt_session_expiry_s,
             partitions=settings.kafka_partitions,
             replication=settings.kafka_replication,
+            delivery_timeout_s=settings.kafka_delivery_timeout_s,
             limits=limits_from(
                 settings.max_payload_bytes, settings.max_past_s, settings.max_future_s
             ),

@@ -49,6 +49,7 @@ class BridgeConfig:
     replication: int
     limits: Limits
     receive_maximum: int = 1000
+    delivery_timeout_s: float = 120.0  # then a send fails and MQTT redelivers the message
 
 
 @dataclass(slots=True)
@@ -94,6 +95,8 @@ class Bridge:
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         self._last_activity = time.monotonic()
+        self._kafka_progress = time.monotonic()  # last Kafka answer, or first send after none
+        self._producer_wedged = False
         self.stats = BridgeStats()
         self._producer: KafkaProducer | None = None
         self._client = self._make_client()
@@ -115,9 +118,11 @@ class Bridge:
         client.on_message = self._on_message
         client.on_unsubscribe = lambda *_: self._unsubscribed.set()
         client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.enable_logger(logging.getLogger("paho.mqtt"))  # packet trace at DEBUG
         return client
 
     def _make_producer(self) -> KafkaProducer:
+        delivery_ms = int(self._config.delivery_timeout_s * 1000)
         return KafkaProducer(
             bootstrap_servers=bootstrap_list(self._config.kafka_bootstrap),
             acks="all",
@@ -125,6 +130,8 @@ class Bridge:
             batch_size=256 * 1024,
             max_request_size=MAX_MESSAGE_BYTES,
             max_block_ms=10_000,
+            delivery_timeout_ms=delivery_ms,
+            request_timeout_ms=max(1000, min(30_000, delivery_ms // 2)),
             client_id=self._config.client_id,
         )
 
@@ -140,6 +147,7 @@ class Bridge:
             replication=c.replication,
         )
         self._producer = self._make_producer()
+        threading.Thread(target=self._watch_kafka, name="kafka-watchdog", daemon=True).start()
         props = self._connect_properties()
         log.info(
             "bridge %s: MQTT %s:%d ($share/%s/%s) → Kafka %s (%s, dead letters %s)",
@@ -243,11 +251,40 @@ class Bridge:
         self._log_summary(force=True)
 
     # -- MQTT callbacks (network thread) --------------------------------------------------
+    def _watch_kafka(self) -> None:
+        """Replace a producer that stopped answering (sends neither acked nor failed).
+
+        Seen with a broker killed and restarted mid-stream: the client went quiet for
+        good with sends outstanding, so nothing was acked and the MQTT window stayed full.
+        A fresh producer and an MQTT reconnect make the broker redeliver what was not acked.
+        """
+        limit = self._config.delivery_timeout_s + 15.0
+        while not self._stopping.wait(1.0):
+            with self._outstanding_lock:
+                busy = self._outstanding > 0
+            silent = time.monotonic() - self._kafka_progress
+            if busy and silent > limit and not self._producer_wedged:
+                log.error(
+                    "Kafka producer silent for %.0fs with sends outstanding; replacing it and"
+                    " reconnecting MQTT so the broker redelivers",
+                    silent,
+                )
+                self.stats.kafka_failures += 1
+                self._producer_wedged = True
+                self._client.disconnect()
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("MQTT connect refused: %s", reason)
             return
         self._generation += 1
+        with self._outstanding_lock:
+            self._outstanding = 0  # the broker redelivers whatever was not acked before
+        if self._producer_wedged:
+            old, self._producer = self._producer, None
+            self._producer_wedged = False
+            if old is not None:
+                threading.Thread(target=old.close, kwargs={"timeout": 0}, daemon=True).start()
         topic = f"$share/{self._config.share_group}/{SUBSCRIPTION_FILTER}"
         if self._retiring:
             client.unsubscribe(topic)
@@ -282,7 +319,8 @@ class Bridge:
             )
 
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
-        assert self._producer is not None
+        if self._producer is None:  # replaced after a wedge: KafkaError here → redelivery
+            self._producer = self._make_producer()
         received = self._clock()
         topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
         payload = bytes(msg.payload)
@@ -311,6 +349,8 @@ class Bridge:
         if msg.qos == 0:
             return
         with self._outstanding_lock:
+            if self._outstanding == 0:
+                self._kafka_progress = time.monotonic()
             self._outstanding += 1
         pending = _PendingAck(msg.mid, msg.qos, len(futures), self._generation)
         for future in futures:
@@ -319,22 +359,24 @@ class Bridge:
 
     # -- Kafka callbacks (producer I/O thread) --------------------------------------------
     def _sent(self, pending: _PendingAck, _metadata: Any) -> None:
+        self._kafka_progress = time.monotonic()
         with pending.lock:
             pending.remaining -= 1
             done = pending.remaining == 0 and not pending.failed
-        if done:
+        if done and pending.generation == self._generation:
             with self._outstanding_lock:
                 self._outstanding -= 1
             self._last_activity = time.monotonic()
-            if pending.generation == self._generation:
-                self._client.ack(pending.mid, pending.qos)
-                self.stats.acked += 1
+            self._client.ack(pending.mid, pending.qos)
+            self.stats.acked += 1
 
     def _send_failed(self, pending: _PendingAck, exc: BaseException) -> None:
+        self._kafka_progress = time.monotonic()
         with pending.lock:
             first = not pending.failed
             pending.failed = True
-        if first:
+        # a message of an earlier connection is redelivered anyway: only the current counts
+        if first and pending.generation == self._generation:
             with self._outstanding_lock:
                 self._outstanding -= 1
             self._kafka_trouble(exc)
