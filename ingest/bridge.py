@@ -235,9 +235,13 @@ class Bridge:
     def stop(self) -> None:
         """Flush Kafka (so pending acks go out), then leave MQTT; safe from signal handlers."""
         self._stopping.set()
-        if self._producer is not None:
-            self._producer.flush(timeout=10)
-        self._client.disconnect()
+        try:
+            if self._producer is not None:
+                self._producer.flush(timeout=10)
+        except Exception as exc:  # Kafka down: what is unacked is redelivered to the next bridge
+            log.warning("could not flush Kafka on stop (%s); leaving unacked messages to MQTT", exc)
+        finally:
+            self._client.disconnect()
 
     def install_signal_handlers(self) -> None:
         """Stop cleanly on SIGTERM and SIGINT."""
@@ -246,7 +250,10 @@ class Bridge:
 
     def _shutdown(self) -> None:
         if self._producer is not None:
-            self._producer.flush(timeout=10)
+            try:
+                self._producer.flush(timeout=10)
+            except Exception as exc:  # Kafka down: unacked messages stay with the broker
+                log.warning("Kafka flush on shutdown failed: %s", exc)
             self._producer.close(timeout=10)
         self._log_summary(force=True)
 

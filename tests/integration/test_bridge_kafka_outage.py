@@ -111,5 +111,12 @@ def test_a_kafka_crash_mid_stream_loses_no_reading(mqtt_url: str, tmp_path: Path
             assert bridge.alive, bridge.log_tail()
             log = bridge.log_path.read_text(errors="replace")
             assert "Kafka send failed" in log, log[-3000:]  # the redelivery path ran
+
+            # Kafka gone for good, sends outstanding: SIGTERM still stops the bridge cleanly
+            os.killpg(kafka.pid, signal.SIGKILL)
+            kafka.proc.wait(timeout=10)
+            publish(messages[:50], mqtt_url, 50, client_id=f"p2-{run}")
+            time.sleep(1.0)
+            assert bridge.stop(timeout=45) == 0, bridge.log_tail()
     finally:
         kafka.stop()
