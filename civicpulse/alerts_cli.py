@@ -32,27 +32,10 @@ _STATES = {
 
 
 def _row(alert: Any) -> dict[str, Any]:
-    """An alert as the JSON the CLI prints (the ``alerts`` view's columns)."""
+    """An alert as the JSON the CLI prints (its ``alert_events`` columns)."""
+    from stream_processors.core.alerts import alert_to_json
 
-    def iso(t: datetime | None) -> str | None:
-        return t.isoformat() if t else None
-
-    return {
-        "id": alert.id,
-        "council": alert.council,
-        "sensor_id": alert.sensor_id,
-        "site": alert.site,
-        "kind": alert.kind,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "state": alert.state.value,
-        "opened_at": iso(alert.opened_at),
-        "acknowledged_at": iso(alert.acknowledged_at),
-        "resolved_at": iso(alert.resolved_at),
-        "last_seen_at": iso(alert.last_seen_at),
-        "count": alert.count,
-        "details": alert.details,
-    }
+    return alert_to_json(alert)
 
 
 def _with_cursor(database_url: str | None, work: Any) -> Any:

@@ -13,33 +13,18 @@ from stream_processors.core.alerts import (
     Severity,
     Signal,
     Sites,
+    alert_to_json,
     apply_signal,
     is_new_episode,
 )
 
 _TIMES = ("opened_at", "last_seen_at", "acknowledged_at", "resolved_at")
 
-
-def alert_to_json(alert: Alert) -> dict[str, Any]:
-    """An episode as JSON (for detector snapshots); the id is not kept."""
-    return {
-        "council": alert.council,
-        "sensor_id": alert.sensor_id,
-        "site": alert.site,
-        "kind": alert.kind,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "state": alert.state.value,
-        "count": alert.count,
-        "flaps": alert.flaps,
-        "resolved_by": alert.resolved_by,
-        "details": alert.details,
-        **{k: (getattr(alert, k).isoformat() if getattr(alert, k) else None) for k in _TIMES},
-    }
+__all__ = ["Reconciled", "alert_from_json", "alert_to_json", "fold", "latest_before", "reconcile"]
 
 
 def alert_from_json(doc: dict[str, Any]) -> Alert:
-    """The inverse of :func:`alert_to_json` (``id`` None)."""
+    """The inverse of :func:`alert_to_json`, as an episode to re-derive from (``id`` None)."""
     times = {k: (datetime.fromisoformat(doc[k]) if doc.get(k) else None) for k in _TIMES}
     opened, seen = times.pop("opened_at"), times.pop("last_seen_at")
     assert opened is not None and seen is not None

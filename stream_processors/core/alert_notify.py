@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from stream_processors.core.alerts import Alert
+from stream_processors.core.alerts import Alert, alert_to_json
 
 MAX_FLAP_NOTIFICATIONS = 3  # a flapping alert notifies its first 3 re-opens, then goes quiet
 MAX_ATTEMPTS = 8  # ~10 s, 20 s, 40 s, ... then the notification is dead-lettered
@@ -30,28 +30,8 @@ def notification_event(before: Alert | None, after: Alert) -> str | None:
 
 
 def payload(alert: Alert, event: str) -> dict[str, Any]:
-    """The JSON body posted to the webhook (the ``alerts`` view's columns plus the event)."""
-
-    def iso(t: datetime | None) -> str | None:
-        return t.isoformat() if t else None
-
-    return {
-        "event": event,
-        "id": alert.id,
-        "council": alert.council,
-        "sensor_id": alert.sensor_id,
-        "site": alert.site,
-        "kind": alert.kind,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "state": alert.state.value,
-        "opened_at": iso(alert.opened_at),
-        "resolved_at": iso(alert.resolved_at),
-        "last_seen_at": iso(alert.last_seen_at),
-        "count": alert.count,
-        "flaps": alert.flaps,
-        "details": alert.details,
-    }
+    """The JSON body posted to the webhook: the alert's columns plus the event."""
+    return {"event": event, **alert_to_json(alert)}
 
 
 def next_attempt(attempts: int, now: datetime, max_attempts: int = MAX_ATTEMPTS) -> datetime | None:

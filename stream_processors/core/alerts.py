@@ -175,6 +175,33 @@ class SiteInfo:
 Sites = Mapping[str, SiteInfo]  # sensor_id -> its site; a sensor not in it is its own site
 
 
+def alert_to_json(alert: Alert) -> dict[str, Any]:
+    """An alert as JSON: every column of ``alert_events`` the ``alerts`` view, webhooks,
+    the CLI and detector snapshots show."""
+
+    def iso(t: datetime | None) -> str | None:
+        return t.isoformat() if t else None
+
+    return {
+        "id": alert.id,
+        "council": alert.council,
+        "sensor_id": alert.sensor_id,
+        "site": alert.site,
+        "kind": alert.kind,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "state": alert.state.value,
+        "opened_at": iso(alert.opened_at),
+        "acknowledged_at": iso(alert.acknowledged_at),
+        "resolved_at": iso(alert.resolved_at),
+        "resolved_by": alert.resolved_by,
+        "last_seen_at": iso(alert.last_seen_at),
+        "count": alert.count,
+        "flaps": alert.flaps,
+        "details": alert.details,
+    }
+
+
 def site_of(sensor_id: str, sites: Sites | None = None) -> str:
     """The site a sensor belongs to: its registry entry, or the sensor itself."""
     info = sites.get(sensor_id) if sites else None
