@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 
-from sensors.reading import Reading, encode_reading
 from stream_processors.pipeline import ReadingPipeline
 from stream_processors.storage import ReadingStore, migrate
+from tests.integration.test_alerts_cli import T0, fill
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
-
-
-def fill(sensor: str, i: int, value: float) -> bytes:
-    t = T0 + timedelta(minutes=15 * i)
-    return encode_reading(
-        Reading(
-            sensor_id=sensor,
-            council="edinburgh",
-            kind="waste_bin",
-            metric="fill_level",
-            value=value,
-            unit="%",
-            time=t,
-            received_at=t,
-        )
-    )
 
 
 def test_registry_site_and_a_bins_own_threshold_shape_the_alerts(fresh_db: str) -> None:
@@ -37,8 +19,8 @@ def test_registry_site_and_a_bins_own_threshold_shape_the_alerts(fresh_db: str) 
     with psycopg.connect(fresh_db) as conn:
         conn.execute(
             "INSERT INTO sensor_sites (sensor_id, council, site, ward, threshold_pct) VALUES"
-            " ('bin-a', 'edinburgh', 'leith-walk', 'Leith', 60),"
-            " ('bin-b', 'edinburgh', 'leith-walk', 'Leith', NULL)"
+            " ('bin-a', 'aberdeen', 'leith-walk', 'Leith', 60),"
+            " ('bin-b', 'aberdeen', 'leith-walk', 'Leith', NULL)"
         )
     store = ReadingStore(fresh_db)
     try:
