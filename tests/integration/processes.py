@@ -143,3 +143,9 @@ def distributed_path(
         CivicProcess(["ingest"], env, tmp_path / "bridge.log"),
         CivicProcess(["process"], env, tmp_path / "worker.log"),
     )
+
+
+def replay_argv(recording: Path, mqtt_url: str, rate: float) -> list[str]:
+    """``civicpulse replay`` of a recording into the broker at ``mqtt_url``."""
+    cmd = [sys.executable, "-m", "civicpulse.cli", "replay", str(recording)]
+    return [*cmd, "--mqtt-url", mqtt_url, "--rate", str(rate)]

@@ -10,14 +10,19 @@ although its MQTT redelivery brings some readings after newer ones (late reading
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.integration.processes import civic_env, distributed_path, running, wait_until
+from tests.integration.processes import (
+    civic_env,
+    distributed_path,
+    replay_argv,
+    running,
+    wait_until,
+)
 from tests.integration.test_alerts_parity import (
     READINGS,
     WALL_CLOCK_RULES,
@@ -34,17 +39,7 @@ RATE = 400  # replayed messages per second: slow enough to kill in the middle
 
 def _replay(path: Path, mqtt_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "civicpulse.cli",
-            "replay",
-            str(path),
-            "--mqtt-url",
-            mqtt_url,
-            "--rate",
-            str(RATE),
-        ],
+        replay_argv(path, mqtt_url, RATE),
         env=civic_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,13 @@ import psycopg
 import pytest
 
 from sensors.simulator import Fleet, bad_messages, write_recording
-from tests.integration.processes import civic_env, distributed_path, running, wait_until
+from tests.integration.processes import (
+    civic_env,
+    distributed_path,
+    replay_argv,
+    running,
+    wait_until,
+)
 from tests.integration.test_embedded import Embedded
 
 pytestmark = pytest.mark.integration
@@ -48,17 +53,7 @@ def record(path: Path) -> tuple[int, int]:
 
 def replay(path: Path, mqtt_url: str) -> None:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "civicpulse.cli",
-            "replay",
-            str(path),
-            "--mqtt-url",
-            mqtt_url,
-            "--rate",
-            str(RATE),
-        ],
+        replay_argv(path, mqtt_url, RATE),
         env=civic_env(),
         capture_output=True,
         text=True,
