@@ -74,7 +74,7 @@ SELECT h AS time, sensor_id AS metric, max(dash_daqi_index(metric, conc)) AS val
   FROM running
  WHERE h >= $__timeFrom()::timestamptz
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 
@@ -90,7 +90,7 @@ SELECT $__timeGroupAlias(bucket, '{period}'), sensor_id AS metric, sum(sum) / su
  WHERE bucket > $__timeFrom()::timestamptz - interval '{width}'
    AND bucket <= $__timeTo()::timestamptz AND {WHERE} AND metric = '{metric}'
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 

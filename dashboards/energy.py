@@ -83,7 +83,7 @@ KWH_BY_SITE = (
 SELECT k.month AT TIME ZONE {LOCAL} AS time, {SITE} AS metric, k.kwh AS value
   FROM kwh k LEFT JOIN sensor_sites loc ON loc.sensor_id = k.sensor_id
  WHERE {IN_RANGE}
- ORDER BY 1
+ ORDER BY 1, 2, 3
 """
 )
 
@@ -119,7 +119,7 @@ SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric,
   FROM readings_1m
  WHERE $__timeFilter(bucket) AND {WHERE} AND metric = 'power'
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 SOLAR_MONTH = f"""
@@ -131,7 +131,7 @@ SELECT coalesce(loc.site, r.sensor_id) AS site, max(r.max) - min(r.min) AS "kWh 
                    AT TIME ZONE {LOCAL}
    AND r.bucket <= $__timeTo()::timestamptz
  GROUP BY 1
- ORDER BY 2 DESC
+ ORDER BY 2 DESC, 1
 """
 
 

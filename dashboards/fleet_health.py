@@ -27,7 +27,7 @@ SELECT sensor_id AS sensor, site, kind, council, last_seen AS "last seen",
        seconds_since_seen AS "silent (s)", 3 * dash_expected_interval_s(kind) AS "stale after (s)"
   FROM dash_sensor_status
  WHERE stale AND {FILTER}
- ORDER BY last_seen
+ ORDER BY last_seen, sensor_id
 """
 
 _METRICS = ", ".join(f"'{m}'" for m in FLATLINE_METRICS)
@@ -63,7 +63,7 @@ SELECT sensor_id AS sensor, site, ward, kind, council, status, status_level,
        battery_pct AS "battery %", open_alerts AS "open alerts"
   FROM dash_sensor_status
  WHERE {FILTER}
- ORDER BY status_level DESC, last_seen
+ ORDER BY status_level DESC, last_seen, sensor_id
 """
 
 # received_at: when the bridge took the message from MQTT; stored_at: when it was committed.

@@ -24,7 +24,7 @@ SELECT severity, sensor_id AS sensor, site, rule, state, opened_at AS since,
        last_seen_at AS "last seen", count
   FROM alerts
  WHERE state <> 'resolved' AND {FILTER}
- ORDER BY {SEVERITY_LEVEL} DESC, opened_at
+ ORDER BY {SEVERITY_LEVEL} DESC, opened_at, sensor_id, rule
 """
 
 # Each alert episode is a state from when it opened until it resolved (0 = no alert).
@@ -40,7 +40,7 @@ SELECT time, metric, value FROM (
       FROM alerts
      WHERE $__timeFilter(resolved_at) AND {FILTER}
 ) episodes
-ORDER BY time
+ORDER BY time, metric, value
 """
 
 UNDELIVERED = f"""
@@ -67,7 +67,7 @@ SELECT status, count(*) AS sensors
   FROM dash_sensor_status
  WHERE {FILTER}
  GROUP BY status, status_level
- ORDER BY status_level DESC
+ ORDER BY status_level DESC, status
 """
 
 # A device message carries one reading per metric at one time: per sensor and minute, the
@@ -87,7 +87,7 @@ SELECT time, metric, value FROM (
      WHERE $__timeFilter(bucket) AND {FILTER}
      GROUP BY 1, 2
 ) rates
-ORDER BY 1
+ORDER BY 1, 2
 """
 
 DEAD_LETTER_RATE = """
@@ -96,7 +96,7 @@ SELECT $__timeGroupAlias(received_at, $__interval), reason AS metric,
   FROM dead_letters
  WHERE $__timeFilter(received_at)
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 DEAD_LETTER_REASONS = """
@@ -106,7 +106,7 @@ SELECT reason, count(*) AS messages, max(received_at) AS "latest",
   FROM dead_letters
  WHERE $__timeFilter(received_at)
  GROUP BY reason
- ORDER BY messages DESC
+ ORDER BY messages DESC, reason
 """
 
 

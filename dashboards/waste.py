@@ -51,7 +51,7 @@ SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric, max(max) AS 
   FROM readings_1m
  WHERE $__timeFilter(bucket) AND {WHERE} AND metric = 'fill_level'
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 TEMPERATURE = f"""
@@ -59,7 +59,7 @@ SELECT $__timeGroupAlias(bucket, $__interval), sensor_id AS metric, max(max) AS 
   FROM readings_1m
  WHERE $__timeFilter(bucket) AND {WHERE} AND metric = 'temperature'
  GROUP BY 1, 2
- ORDER BY 1
+ ORDER BY 1, 2
 """
 
 FIRE_ALERTS = """
@@ -68,7 +68,7 @@ SELECT severity, state, sensor_id AS bin, site, opened_at AS since, resolved_at 
   FROM alerts
  WHERE rule = 'bin_fire_risk' AND council IN ($council) AND sensor_id IN ($site)
    AND (state <> 'resolved' OR resolved_at >= $__timeFrom()::timestamptz)
- ORDER BY state = 'resolved', opened_at DESC
+ ORDER BY state = 'resolved', opened_at DESC, sensor_id
 """
 
 
