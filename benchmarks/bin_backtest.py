@@ -11,7 +11,7 @@ it cannot test: the Theil–Sen fit on the live fill curve (no intra-cycle reads
 crossed 80 % (never observed), or bins that hit 100 % (sensor scale; 100 = about 80 % real;
 they are censored and left out). A time-to-level is independent of that 80/100 scale factor.
 
-Simulator (sensors/simulator/bins.py): 15-minute fill reads of simulated bins; at origins
+Simulator (simulator/bins.py): 15-minute fill reads of simulated bins; at origins
 every 6 h the forecast sees the last 10 days of reads and predicts when the bin reaches the
 threshold; truth is the model's exact crossing time (bisection on the noise-free fill).
 Run clean and with ultrasonic noise (Gaussian 2 points + 2 % wild mis-reads).
@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sensors.simulator.bins import BinModel, BinParams
-from stream_processors.core.forecast import (
+from rules.forecast import (
     DEFAULT_THRESHOLD,
     Cycle,
     forecast_bin,
     hours_to_reach,
     typical_rate,
 )
+from simulator.bins import BinModel, BinParams
 
 LONDON = ZoneInfo("Europe/London")
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/edinburgh"

@@ -32,19 +32,19 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.routing import route_message  # noqa: E402
+from rules.alerts import RULES  # noqa: E402
+from rules.thresholds import Thresholds  # noqa: E402
 from sensors.catalogue import KINDS  # noqa: E402
+from sensors.intake import route_message  # noqa: E402
 from sensors.reading import Sample  # noqa: E402
-from sensors.simulator.anomalies import Scenario, ScenarioSpec, build_scenario  # noqa: E402
-from sensors.simulator.anomaly_labels import Label  # noqa: E402
-from sensors.simulator.fleet import PayloadFormat, encode_samples  # noqa: E402
 from sensors.topics import SensorAddress, topic_for  # noqa: E402
 from sensors.validation import Limits  # noqa: E402
-from stream_processors.core.alerts import RULES  # noqa: E402
-from stream_processors.core.thresholds import Thresholds  # noqa: E402
+from simulator.anomalies import Scenario, ScenarioSpec, build_scenario  # noqa: E402
+from simulator.anomaly_labels import Label  # noqa: E402
+from simulator.fleet import PayloadFormat, encode_samples  # noqa: E402
+from storage import DeadLetterStore, ReadingStore, migrate  # noqa: E402
 from stream_processors.detection import Detection  # noqa: E402
 from stream_processors.pipeline import ReadingPipeline  # noqa: E402
-from stream_processors.storage import DeadLetterStore, ReadingStore, migrate  # noqa: E402
 
 LIMITS = Limits(max_past=timedelta(days=3650), max_future=timedelta(days=3650))
 
@@ -408,8 +408,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     )
     scenario = build_scenario(ScenarioSpec(seed=args.seed))
     if args.keep_recording:
-        from sensors.simulator.anomaly_labels import labels_path, write_labels
-        from sensors.simulator.recording import write_recording
+        from simulator.anomaly_labels import labels_path, write_labels
+        from simulator.recording import write_recording
 
         write_recording(args.keep_recording, scenario.messages)
         write_labels(labels_path(args.keep_recording), scenario.labels)

@@ -27,8 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sensors.simulator import Fleet, publish  # noqa: E402
-from tests.integration.processes import CivicProcess, civic_env, running  # noqa: E402
+from simulator import Fleet, publish  # noqa: E402
+from tests.processes import CivicProcess, civic_env, running  # noqa: E402
 from tools import devstack  # noqa: E402
 
 

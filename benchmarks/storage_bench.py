@@ -15,8 +15,8 @@ import numpy as np
 import psycopg
 
 from sensors.reading import Reading
-from stream_processors.storage import ReadingStore, migrate
-from stream_processors.storage.rollups import LEVELS, refresh_range
+from storage import ReadingStore, migrate
+from storage.rollups import LEVELS, refresh_range
 
 COUNCILS = tuple(f"council-{i:02d}" for i in range(10))
 # (kind, metric, unit, share of sensors, mean, spread)

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     import faust
 
     from ingest.bridge import Bridge
+    from storage.retention import StoragePolicy
     from stream_processors.detection import Detection
-    from stream_processors.storage.retention import StoragePolicy
 
 
 def configure_logging(settings: Settings) -> None:
@@ -52,7 +52,7 @@ def build_storage_policy(settings: Settings) -> StoragePolicy:
     """Retention horizons (and TimescaleDB compression/refresh defaults) from the settings."""
     from datetime import timedelta
 
-    from stream_processors.storage.retention import StoragePolicy
+    from storage.retention import StoragePolicy
 
     def days(value: float) -> timedelta | None:
         return timedelta(days=value) if value > 0 else None
@@ -78,7 +78,7 @@ def build_detection(settings: Settings) -> Detection:
 
 def build_faust_app(settings: Settings) -> faust.App:
     """The Faust app (imported lazily: faust is heavy and only workers need it)."""
-    from stream_processors.engines.faust_engine import create_app
+    from stream_processors.faust_app import create_app
 
     return create_app(
         app_id=settings.faust_app_id,

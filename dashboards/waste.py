@@ -25,7 +25,7 @@ SELECT s.sensor_id AS bin, s.site, s.ward, f.fill AS "fill %", s.latitude, s.lon
 """
 
 # The newest forecast of each bin (`civicpulse waste forecast`, run on a timer, writes them
-# with stream_processors/core/forecast.py): due today if it is (or will be) at its threshold
+# with rules/forecast.py): due today if it is (or will be) at its threshold
 # before midnight UK time, tomorrow if before the next midnight.
 DUE = """
 WITH d AS (

@@ -21,9 +21,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list, ensure_topics
-from ingest.routing import Routed, route_message
 from sensors.deadletter import DeadLetter
 from sensors.errors import RejectReason
+from sensors.intake import Routed, route_message
 from sensors.mqtt_url import BrokerUrl
 from sensors.topics import SUBSCRIPTION_FILTER
 from sensors.validation import Limits

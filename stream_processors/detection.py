@@ -12,10 +12,7 @@ from typing import Any
 
 import psycopg
 
-from sensors.errors import RejectedPayload
-from sensors.reading import Reading
-from sensors.topics import parse_topic
-from stream_processors.core.alert_history import (
+from rules.alert_history import (
     Reconciled,
     alert_from_json,
     alert_to_json,
@@ -24,8 +21,8 @@ from stream_processors.core.alert_history import (
     operator_closed,
     reconcile,
 )
-from stream_processors.core.alert_notify import notification_event
-from stream_processors.core.alerts import (
+from rules.alert_notify import notification_event
+from rules.alerts import (
     RULES,
     Alert,
     Signal,
@@ -34,7 +31,7 @@ from stream_processors.core.alerts import (
     policy_for,
     quiet_resolutions,
 )
-from stream_processors.core.detectors import (
+from rules.detectors import (
     Detector,
     JsonDict,
     StateKey,
@@ -42,11 +39,14 @@ from stream_processors.core.detectors import (
     run_detectors,
     stale_signals,
 )
-from stream_processors.core.detectors.replay import new_signals, replay
-from stream_processors.core.detectors.runner import CHECKPOINT_EVERY_S, Snapshot
-from stream_processors.core.thresholds import Thresholds, parse_thresholds
-from stream_processors.storage import alerts_store as db
-from stream_processors.storage import snapshots_store as snaps
+from rules.detectors.replay import new_signals, replay
+from rules.detectors.runner import CHECKPOINT_EVERY_S, Snapshot
+from rules.thresholds import Thresholds, parse_thresholds
+from sensors.errors import RejectedPayload
+from sensors.reading import Reading
+from sensors.topics import parse_topic
+from storage import alerts_store as db
+from storage import snapshots_store as snaps
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import psycopg
 
+from rules.alerts import Alert
 from sensors.reading import Reading
-from stream_processors.core.alerts import Alert
-from stream_processors.core.batch import PoisonRecord, prepare_batch
+from storage import ReadingStore, StoreUnavailable, WriteResult
+from stream_processors.batch import PoisonRecord, prepare_batch
 from stream_processors.detection import Detection
-from stream_processors.storage import ReadingStore, StoreUnavailable, WriteResult
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ Fixtures
                     ONE connection at a time, no background workers, no COPY FROM STDIN
 ``fresh_timescale_url`` (function) the same, a new server per test (for tests that mutate)
 ``contract_dbs``    (session) PostgreSQL 15 and the WASM TimescaleDB, both migrated and loaded
-                    with tests/conformance/seed.py; run a dashboard's SQL on each of
-                    ``contract_dbs.urls`` and compare with ``tests.conformance.contract.same_rows``
+                    with tests/storage/conformance/seed.py; run a dashboard's SQL on each of
+                    ``contract_dbs.urls`` and compare with ``same_rows`` of
+                    tests/storage/conformance/contract.py
 
 If CIVICPULSE_MQTT_URL, CIVICPULSE_KAFKA_BOOTSTRAP and CIVICPULSE_DATABASE_URL are ALL set,
 those services are used as they are. Otherwise each service is started on demand with
@@ -45,7 +46,7 @@ if str(REPO_ROOT) not in sys.path:
 from tools import devstack  # noqa: E402
 
 if TYPE_CHECKING:
-    from tests.conformance.contract import ContractDatabases
+    from tests.storage.conformance.contract import ContractDatabases
 
 ENV_VARS = {
     "mosquitto": "CIVICPULSE_MQTT_URL",
@@ -206,12 +207,12 @@ def fresh_timescale_url(_devstack: _Stack) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def contract_dbs(database_url: str, timescale_url: str) -> Iterator[ContractDatabases]:
-    """Both databases with the same seeded read contract (see tests/conformance)."""
+    """Both databases with the same seeded read contract (see tests/storage/conformance)."""
     import psycopg
 
-    from stream_processors.storage.rollups import ROLLUPS
-    from tests.conformance.contract import build
-    from tests.conformance.seed import make_seed
+    from storage.rollups import ROLLUPS
+    from tests.storage.conformance.contract import build
+    from tests.storage.conformance.seed import make_seed
 
     name = f"contract_{uuid.uuid4().hex}"
     with psycopg.connect(database_url, autocommit=True) as conn:

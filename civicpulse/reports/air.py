@@ -8,16 +8,16 @@ from typing import Any
 
 import psycopg
 
-from civicpulse.reports.queries import series
-from sensors.catalogue import AIR_QUALITY
-from stream_processors.core.air_quality import (
+from rules.air_quality import (
     AQSR_2010,
     COMPLIANCE_METRICS,
     SI_2023_96,
     ComplianceRow,
     annual_compliance,
 )
-from stream_processors.core.daqi import hourly_means
+from rules.daqi import hourly_means
+from sensors.catalogue import AIR_QUALITY
+from storage.report_queries import series
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from stream_processors.core.energy_baseline import learn_profile
-from stream_processors.core.thresholds import Thresholds
+from rules.energy_baseline import learn_profile
+from rules.thresholds import Thresholds
 
 _METERS = """
 SELECT DISTINCT council, sensor_id FROM readings

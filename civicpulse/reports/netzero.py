@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from civicpulse.reports.queries import series
-from stream_processors.core.carbon import (
+from rules.carbon import (
     FactorChoice,
     FactorTable,
     Footprint,
@@ -23,6 +22,7 @@ from stream_processors.core.carbon import (
     pct_change,
     register_deltas,
 )
+from storage.report_queries import series
 
 LONDON = ZoneInfo("Europe/London")
 MARGIN = timedelta(days=7)  # reads either side of the period, to split boundary intervals

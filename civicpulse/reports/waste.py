@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from civicpulse.reports.queries import series
-from stream_processors.core.forecast import (
+from rules.forecast import (
     DEFAULT_THRESHOLD,
     BinForecast,
     collection_due,
     forecast_bin,
 )
+from storage.report_queries import series
 
 LONDON = ZoneInfo("Europe/London")
 LOOKBACK = timedelta(days=14)  # enough past cycles for a bin's typical rate

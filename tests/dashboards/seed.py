@@ -8,20 +8,20 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from civicpulse.reports.waste import forecast_all, store_forecasts
+from rules.alerts import Alert, AlertStatus, Severity
 from sensors.catalogue import KINDS
 from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
-from sensors.simulator.fleet import Fleet
-from stream_processors.core.alerts import Alert, AlertStatus, Severity
-from stream_processors.storage import migrate
-from stream_processors.storage.alerts_store import (
+from simulator.fleet import Fleet
+from storage import migrate
+from storage.alerts_store import (
     deliver_due,
     enqueue_notifications,
     save_alerts,
 )
-from stream_processors.storage.deadletter_store import DeadLetterStore
-from stream_processors.storage.readings_store import ReadingStore
-from tests.conformance.seed import insert_batches
+from storage.deadletter_store import DeadLetterStore
+from storage.readings_store import ReadingStore
+from tests.storage.conformance.seed import insert_batches
 
 HOURS = 8  # of simulated history before "now" (small: the WASM server loads ~300 rows/s)
 STALE_SENSOR_GAP = timedelta(hours=3)

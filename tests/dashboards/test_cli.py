@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 import dashboards
-from civicpulse.dashboards_cli import register
+from civicpulse.cli.dashboards import register
 from tests.dashboards.seed import Seeded
 
 app = typer.Typer()
@@ -155,7 +155,7 @@ def test_grant_reader_gives_a_read_only_login_and_check_passes(seeded: Seeded) -
 def test_locations_import_upserts_positions_and_rejects_bad_rows(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    from stream_processors.storage import migrate
+    from storage import migrate
 
     migrate(fresh_db)
     good = tmp_path / "assets.csv"

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from rules import daqi
+from rules.carbon import load_factors
 from sensors.catalogue import KINDS
-from stream_processors.core import daqi
-from stream_processors.core.carbon import load_factors
 from tests.dashboards.seed import Seeded
 
 pytestmark = pytest.mark.integration

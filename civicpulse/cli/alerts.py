@@ -1,0 +1,238 @@
+"""``civicpulse alerts list|ack|resolve|deliver`` and ``bench detect`` (added by cli.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from civicpulse.cli.console import fail
+from civicpulse.settings import Settings
+
+console = Console(stderr=True)
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable output")]
+By = Annotated[str, typer.Option("--by", help="Who is acting (recorded on the alert)")]
+_STATES = {
+    "open": ["open"],
+    "acknowledged": ["acknowledged"],
+    "resolved": ["resolved"],
+    "live": ["open", "acknowledged"],
+    "all": ["open", "acknowledged", "resolved"],
+}
+
+
+def _row(alert: Any) -> dict[str, Any]:
+    """An alert as the JSON the CLI prints (its ``alert_events`` columns)."""
+    from rules.alerts import alert_to_json
+
+    return alert_to_json(alert)
+
+
+def _with_cursor(database_url: str | None, work: Any) -> Any:
+    from storage import StoreUnavailable
+    from storage.connection import connect
+
+    url = Settings.load(database_url=database_url).database_url
+    try:
+        with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
+            return work(cur)
+    except StoreUnavailable as exc:
+        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+
+
+def list_alerts(
+    state: Annotated[str, typer.Option(help="open, acknowledged, resolved, live or all")] = "live",
+    council: Annotated[str | None, typer.Option(help="Only this council")] = None,
+    sensor: Annotated[str | None, typer.Option(help="Only this sensor id")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this rule")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 100,
+    database_url: DbUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """List alerts (default: open and acknowledged), newest first."""
+    from storage import alerts_store as db
+
+    if state not in _STATES:
+        raise fail(f"--state must be one of {', '.join(_STATES)}, not {state!r}")
+    alerts = _with_cursor(
+        database_url,
+        lambda cur: db.list_alerts(
+            cur, states=_STATES[state], council=council, sensor_id=sensor, rule=rule, limit=limit
+        ),
+    )
+    if as_json:
+        print(json.dumps([_row(a) for a in alerts]))
+        return
+    table = Table("id", "severity", "state", "rule", "sensor", "opened (UTC)", "count", "last seen")
+    for a in alerts:
+        table.add_row(
+            str(a.id),
+            a.severity.value,
+            a.state.value,
+            a.rule,
+            a.sensor_id,
+            f"{a.opened_at:%Y-%m-%d %H:%M}",
+            str(a.count),
+            f"{a.last_seen_at:%H:%M}",
+        )
+    Console().print(table if alerts else "no alerts")
+
+
+def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: str) -> None:
+    from rules import alerts as core
+    from storage import alerts_store as db
+
+    def work(cur: Any) -> Any:
+        db.lock_exclusive(cur)  # never interleaves with a batch updating the same alert
+        alert = db.get_alert(cur, alert_id)
+        if alert is None:
+            raise fail(f"no alert with id {alert_id} (see `civicpulse alerts list`)")
+        now = datetime.now(UTC)
+        try:
+            if verb == "ack":
+                changed = core.acknowledge(alert, now)
+            else:
+                changed = core.resolve(alert, now, by)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        if verb == "ack":
+            cur.execute(
+                "UPDATE alert_events SET acknowledged_by = %s WHERE id = %s", (by, alert_id)
+            )
+        return db.save_alerts(cur, [changed])[0]
+
+    saved = _with_cursor(database_url, work)
+    if as_json:
+        print(json.dumps(_row(saved)))
+    else:
+        console.print(
+            f"alert {saved.id} ({saved.rule}, {saved.sensor_id}) is now {saved.state.value}"
+        )
+
+
+def ack(
+    alert_id: Annotated[int, typer.Argument(help="Alert id")],
+    by: By = "operator",
+    database_url: DbUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Acknowledge an open alert (it keeps counting repeats and still auto-resolves)."""
+    _act(alert_id, by, database_url, as_json, "ack")
+
+
+def resolve(
+    alert_id: Annotated[int, typer.Argument(help="Alert id")],
+    by: By = "operator",
+    database_url: DbUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Resolve an alert by hand; the next violation opens a new one."""
+    _act(alert_id, by, database_url, as_json, "resolve")
+
+
+def post_json(url: str, timeout_s: float = 10.0) -> Any:
+    """A poster for :func:`deliver_due`: POST the JSON body, raise unless the reply is 2xx."""
+    import urllib.request
+
+    def post(body: dict[str, Any]) -> None:
+        request = urllib.request.Request(  # noqa: S310  # the operator's own webhook URL
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "civicpulse-alerts"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310
+            if not 200 <= reply.status < 300:
+                raise RuntimeError(f"webhook answered HTTP {reply.status}")
+
+    return post
+
+
+def deliver(
+    url: Annotated[str, typer.Option("--url", help="Webhook URL that receives alert JSON")],
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes")] = 2.0,
+    database_url: DbUrl = None,
+) -> None:
+    """Post queued alert notifications to a webhook, retrying with backoff; a notification
+    that keeps failing is dead-lettered (``alert_notifications.dead_at``)."""
+    import time
+
+    from storage import StoreUnavailable, alerts_store
+    from storage.connection import connect
+
+    db_url = Settings.load(database_url=database_url).database_url
+    post = post_json(url)
+    while True:
+        try:
+            with connect(db_url) as conn:
+                done, retry, dead = alerts_store.deliver_due(conn, post, datetime.now(UTC))
+        except StoreUnavailable as exc:
+            raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        if done or retry or dead:
+            console.print(f"delivered {done}, will retry {retry}, dead-lettered {dead}")
+        if once:
+            return
+        time.sleep(interval)
+
+
+def bench_detect(
+    database_url: DbUrl = None,
+    seed: Annotated[int, typer.Option(help="Scenario seed")] = 1,
+    aberdeen: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also replay real SDS011 files from here (e.g. ../shared/data/aberdeen-air)"
+        ),
+    ] = None,
+    keep_recording: Annotated[
+        Path | None, typer.Option(help="Write the scenario recording here, labels beside it")
+    ] = None,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(help="Thresholds TOML (see config/thresholds.example.toml); default built-in"),
+    ] = None,
+    late_share: Annotated[
+        float, typer.Option(help="Share of messages (0-1) held back to arrive late")
+    ] = 0.0,
+    late_max_s: Annotated[float, typer.Option(help="Longest hold-back, seconds")] = 10800.0,
+) -> None:
+    """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"
+    if not path.exists():
+        raise fail(f"{path} not found: run from a source checkout of civicpulse")
+    spec = importlib.util.spec_from_file_location("civicpulse_detect_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    url = Settings.load(database_url=database_url).database_url
+    argv = ["--database-url", url, "--seed", str(seed)]
+    argv += ["--aberdeen", str(aberdeen)] if aberdeen else []
+    argv += ["--keep-recording", str(keep_recording)] if keep_recording else []
+    argv += ["--thresholds", str(thresholds)] if thresholds else []
+    argv += ["--late-share", str(late_share), "--late-max-s", str(late_max_s)]
+    sys.exit(module.main(argv))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``alerts list|ack|resolve`` and ``bench detect`` to the command line."""
+    alerts = typer.Typer(help="Alerts: list, acknowledge, resolve.", no_args_is_help=True)
+    alerts.command("list")(list_alerts)
+    alerts.command("ack")(ack)
+    alerts.command("resolve")(resolve)
+    alerts.command("deliver")(deliver)
+    app.add_typer(alerts, name="alerts")
+    bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+    bench.command("detect")(bench_detect)
+    app.add_typer(bench, name="bench")

@@ -1,0 +1,28 @@
+"""The embedded engine: in-process MQTT broker, durable group commit, embedded PostgreSQL."""
+
+from embedded.broker import DurableBroker, DurableHandler, broker_config
+from embedded.committer import (
+    CommitStats,
+    EngineStopped,
+    GroupCommitter,
+    NotStored,
+    deadletter_ref,
+)
+from embedded.engine import EmbeddedConfig, EmbeddedEngine, ListenError
+from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
+
+__all__ = [
+    "CommitStats",
+    "DurableBroker",
+    "DurableHandler",
+    "EmbeddedConfig",
+    "EmbeddedEngine",
+    "EmbeddedPostgres",
+    "EngineStopped",
+    "GroupCommitter",
+    "ListenError",
+    "NotStored",
+    "broker_config",
+    "deadletter_ref",
+    "start_embedded_postgres",
+]

@@ -1,0 +1,18 @@
+"""PostgreSQL/TimescaleDB adapter: migrations and the batched, idempotent readings store."""
+
+from storage.connection import StoreUnavailable, connect
+from storage.deadletter_store import DeadLetterStore
+from storage.migrations import Migration, applied_migrations, migrate, pending
+from storage.readings_store import ReadingStore, WriteResult
+
+__all__ = [
+    "DeadLetterStore",
+    "Migration",
+    "ReadingStore",
+    "StoreUnavailable",
+    "WriteResult",
+    "applied_migrations",
+    "connect",
+    "migrate",
+    "pending",
+]

@@ -1,0 +1,165 @@
+"""The batched, idempotent readings sink: raw rows and their one-minute aggregates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+
+from sensors.reading import Reading
+from storage import rollups
+from storage.connection import Reconnecting
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Called inside the batch's transaction with the readings this batch actually inserted
+# (replayed duplicates excluded), e.g. to run detectors and save alerts atomically.
+InsertedHook = Callable[[psycopg.Cursor[Any], list[Reading]], None]
+
+STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS readings_stage (
+    time timestamptz, council text, sensor_id text, kind text, metric text,
+    value double precision, unit text, received_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_COPY = (
+    "COPY readings_stage (time, council, sensor_id, kind, metric, value, unit, received_at)"
+    " FROM STDIN"
+)
+
+_INSERT_RAW = """
+INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
+SELECT DISTINCT ON (sensor_id, metric, time)
+       time, council, sensor_id, kind, metric, value, unit, received_at
+  FROM readings_stage
+ ORDER BY sensor_id, metric, time, received_at
+ON CONFLICT (sensor_id, metric, time) DO NOTHING
+RETURNING sensor_id, metric, time
+"""
+
+# Every minute the batch touched is recomputed from the stored raw rows, so the aggregate
+# stays a pure function of `readings` whatever order, replay or lateness brought them.
+_REFRESH_1M = """
+WITH touched AS (
+    SELECT DISTINCT sensor_id, metric, date_trunc('minute', time) AS bucket
+      FROM readings_stage
+)
+INSERT INTO readings_1m (bucket, council, sensor_id, kind, metric,
+                         n, min, max, mean, last, last_time)
+SELECT t.bucket, min(r.council), r.sensor_id, min(r.kind), r.metric,
+       count(*), min(r.value), max(r.value), avg(r.value),
+       (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)
+  FROM touched t
+  JOIN readings r
+    ON r.sensor_id = t.sensor_id AND r.metric = t.metric
+   AND r.time >= t.bucket AND r.time < t.bucket + INTERVAL '1 minute'
+ GROUP BY t.bucket, r.sensor_id, r.metric
+ON CONFLICT (sensor_id, metric, bucket) DO UPDATE
+   SET council = EXCLUDED.council, kind = EXCLUDED.kind, n = EXCLUDED.n,
+       min = EXCLUDED.min, max = EXCLUDED.max, mean = EXCLUDED.mean,
+       last = EXCLUDED.last, last_time = EXCLUDED.last_time
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one batch write did."""
+
+    received: int
+    inserted: int
+    minutes_refreshed: int
+
+    @property
+    def duplicates(self) -> int:
+        """Readings already stored (replays, redeliveries) that were skipped."""
+        return self.received - self.inserted
+
+
+def apply_stage(
+    cur: psycopg.Cursor, *, maintain_rollups: bool, inserted_keys: set[Any] | None = None
+) -> tuple[int, int]:
+    """Store the staged batch and refresh what it touched; returns (inserted, minutes).
+
+    ``maintain_rollups``: also recompute the touched 15m/1h/1d rollup buckets (plain
+    PostgreSQL, where they are tables; on TimescaleDB they are continuous aggregates).
+    ``inserted_keys``: filled with the (sensor_id, metric, time) keys actually inserted.
+    """
+    keys = cur.execute(_INSERT_RAW).fetchall()
+    inserted = len(keys)
+    if inserted_keys is not None:
+        inserted_keys.update(keys)
+    cur.execute(_REFRESH_1M)
+    refreshed = cur.rowcount
+    if maintain_rollups:
+        rollups.refresh_touched(cur)
+    return inserted, refreshed
+
+
+def _prepare(conn: psycopg.Connection) -> None:
+    conn.execute(STAGE_DDL)
+    # Batch statements are short but, joined to big tables, estimated dear enough to
+    # trigger JIT compilation: ~0.5 s a statement at 26M rows for nothing.
+    conn.execute("SET jit = off")
+
+
+class ReadingStore:
+    """Writes batches of canonical readings in one transaction each; safe to replay.
+
+    Raises :class:`StoreUnavailable` when the database is down; the caller keeps the
+    batch (does not commit its source offsets) and retries.
+    """
+
+    def __init__(self, conninfo: str, *, maintain_rollups: bool | None = None) -> None:
+        """``maintain_rollups`` None: detect (plain-PostgreSQL rollup tables are kept)."""
+        self._db = Reconnecting(conninfo, prepare=_prepare)
+        self._maintain_rollups = maintain_rollups  # None: not known yet (not migrated)
+
+    def _maintains_rollups(self, cur: psycopg.Cursor[Any]) -> bool:
+        if self._maintain_rollups is None:
+            self._maintain_rollups = rollups.maintained_by_store(cur.connection)
+        return bool(self._maintain_rollups)  # None: not migrated yet, ask again next time
+
+    def write(
+        self, readings: Sequence[Reading], on_inserted: InsertedHook | None = None
+    ) -> WriteResult:
+        """Store ``readings`` (duplicates skipped) and refresh their one-minute aggregates.
+
+        ``on_inserted`` runs in the same transaction with the newly inserted readings only.
+        """
+        if not readings:
+            return WriteResult(0, 0, 0)
+        with self._db.transaction("database write") as cur:
+            with cur.copy(_COPY) as copy:
+                for r in readings:
+                    copy.write_row(
+                        (
+                            r.time,
+                            r.council,
+                            r.sensor_id,
+                            r.kind,
+                            r.metric,
+                            r.value,
+                            r.unit,
+                            r.received_at,
+                        )
+                    )
+            maintain = self._maintains_rollups(cur)
+            keys: set[Any] = set()
+            inserted, refreshed = apply_stage(cur, maintain_rollups=maintain, inserted_keys=keys)
+            if on_inserted is not None and keys:
+                on_inserted(cur, [r for r in readings if r.key in keys])
+        return WriteResult(len(readings), inserted, refreshed)
+
+    def transact(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        """Run ``work`` in one transaction on the store's connection (e.g. the alert tick)."""
+        with self._db.transaction("database transaction") as cur:
+            return work(cur)
+
+    def close(self) -> None:
+        """Close the connection (a later write reconnects)."""
+        self._db.close()
