@@ -2,7 +2,7 @@
 
 Prints sustained readings/s and publish→stored latency percentiles. Uses the services in
 CIVICPULSE_MQTT_URL / CIVICPULSE_KAFKA_BOOTSTRAP / CIVICPULSE_DATABASE_URL when all are set,
-otherwise starts real ones with tools/devstack.py (Mosquitto, Kafka from .cache/kafka/libs,
+otherwise starts real ones with tools/devstack/ (Mosquitto, Kafka from .cache/kafka/libs,
 PostgreSQL) in a temp dir and stops them afterwards.
 
     .venv/bin/python benchmarks/pipeline_bench.py --messages 6000 --rate 600

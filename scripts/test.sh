@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: bootstrap, then pytest with real services (Mosquitto, Kafka,
-# PostgreSQL) started on demand by tests/conftest.py via tools/devstack.py.
+# PostgreSQL) started on demand by tests/conftest.py via tools/devstack/.
 # Usage: scripts/test.sh [pytest args…]   (default: -q)
 set -euo pipefail
 cd "$(dirname "$0")/.."
