@@ -1,4 +1,4 @@
-"""``civicpulse alerts list|ack|resolve|deliver`` and ``bench detect`` (added by cli.py)."""
+"""``civicpulse alerts list|ack|resolve|deliver`` and ``civicpulse bench detect``."""
 
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from civicpulse.cli.console import fail
+from civicpulse.cli.options import Council, DatabaseUrl, JsonOutput
 from civicpulse.settings import Settings
 
 console = Console(stderr=True)
-DbUrl = Annotated[
-    str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable output")]
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded on the alert)")]
 _STATES = {
     "open": ["open"],
@@ -52,12 +49,12 @@ def _with_cursor(database_url: str | None, work: Any) -> Any:
 
 def list_alerts(
     state: Annotated[str, typer.Option(help="open, acknowledged, resolved, live or all")] = "live",
-    council: Annotated[str | None, typer.Option(help="Only this council")] = None,
+    council: Council = None,
     sensor: Annotated[str | None, typer.Option(help="Only this sensor id")] = None,
     rule: Annotated[str | None, typer.Option(help="Only this rule")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 100,
-    database_url: DbUrl = None,
-    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """List alerts (default: open and acknowledged), newest first."""
     from storage import alerts_store as db
@@ -123,8 +120,8 @@ def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: 
 def ack(
     alert_id: Annotated[int, typer.Argument(help="Alert id")],
     by: By = "operator",
-    database_url: DbUrl = None,
-    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """Acknowledge an open alert (it keeps counting repeats and still auto-resolves)."""
     _act(alert_id, by, database_url, as_json, "ack")
@@ -133,8 +130,8 @@ def ack(
 def resolve(
     alert_id: Annotated[int, typer.Argument(help="Alert id")],
     by: By = "operator",
-    database_url: DbUrl = None,
-    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """Resolve an alert by hand; the next violation opens a new one."""
     _act(alert_id, by, database_url, as_json, "resolve")
@@ -162,10 +159,12 @@ def deliver(
     url: Annotated[str, typer.Option("--url", help="Webhook URL that receives alert JSON")],
     once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes")] = 2.0,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Post queued alert notifications to a webhook, retrying with backoff; a notification
-    that keeps failing is dead-lettered (``alert_notifications.dead_at``)."""
+    """Post queued alert notifications to a webhook, retrying with backoff.
+
+    A notification that keeps failing is dead-lettered (``alert_notifications.dead_at``).
+    """
     import time
 
     from storage import StoreUnavailable, alerts_store
@@ -187,7 +186,7 @@ def deliver(
 
 
 def bench_detect(
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
     seed: Annotated[int, typer.Option(help="Scenario seed")] = 1,
     aberdeen: Annotated[
         Path | None,

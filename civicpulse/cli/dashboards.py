@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from civicpulse.cli.console import console, fail
+from civicpulse.cli.options import DatabaseUrl
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards: export, push, read-only role, query check.", no_args_is_help=True
@@ -41,10 +42,6 @@ ReaderPassword = Annotated[
     ),
 ]
 SslMode = Annotated[str, typer.Option("--sslmode", help="disable, require, verify-full")]
-DbUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="The owner's database URL [env CIVICPULSE_DATABASE_URL]"),
-]
 Hours = Annotated[float, typer.Option("--hours", min=0.1, help="Time range: the last N hours")]
 TimescaleMacros = Annotated[
     bool,
@@ -96,10 +93,13 @@ def push_cmd(
 
 @dashboards_app.command("grant-reader")
 def grant_reader_cmd(
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
     password: ReaderPassword = None,
 ) -> None:
-    """Give the read-only role SELECT on the read contract (and a login), idempotently."""
+    """Give the read-only role SELECT on the read contract (and a login), idempotently.
+
+    Connect as the database owner: --database-url is the owner's URL.
+    """
     import psycopg
 
     from civicpulse.settings import Settings
@@ -119,7 +119,7 @@ def grant_reader_cmd(
 
 @dashboards_app.command("check")
 def check_cmd(
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
     hours: Hours = 24.0,
     timescaledb: TimescaleMacros = True,
 ) -> None:
@@ -153,7 +153,7 @@ def check_cmd(
 @dashboards_app.command("locations")
 def locations_cmd(
     csv_file: Annotated[Path, typer.Argument(help="CSV with columns sensor_id,latitude,longitude")],
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Import sensor positions for the maps (upsert into sensor_locations)."""
     import csv

@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from civicpulse.cli.console import fail
+from civicpulse.cli.options import EmbeddedDatabaseUrl, MqttUrl, Sensors
 from civicpulse.settings import Settings
 from civicpulse.wiring import configure_logging
 
@@ -26,20 +27,9 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
-MqttUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--mqtt-url",
-        help="Where the embedded broker listens (mqtt://HOST:PORT) (env CIVICPULSE_MQTT_URL)",
-    ),
-]
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Embedded database directory (env CIVICPULSE_DATA_DIR)"),
-]
-DbUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Use this PostgreSQL instead of the embedded one"),
 ]
 BatchSize = Annotated[
     int | None,
@@ -149,7 +139,7 @@ def _serve(
 def run(
     mqtt_url: MqttUrl = None,
     data_dir: DataDir = None,
-    database_url: DbUrl = None,
+    database_url: EmbeddedDatabaseUrl = None,
     batch_size: BatchSize = None,
     external_broker: Annotated[
         bool,
@@ -159,13 +149,16 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL."""
+    """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL.
+
+    The broker listens at --mqtt-url (with --external-broker: subscribes to it).
+    """
     settings = _settings(mqtt_url, data_dir, batch_size)
     _serve(_engine(settings, database_url, external_broker))
 
 
 def demo(
-    sensors: Annotated[int, typer.Option("--sensors", min=1, help="Simulated sensors")] = 300,
+    sensors: Sensors = 300,
     rate: Annotated[
         float, typer.Option("--rate", min=0.1, help="MQTT messages per second")
     ] = 100.0,
@@ -178,7 +171,7 @@ def demo(
     ] = 0.0,
     mqtt_url: MqttUrl = None,
     data_dir: DataDir = None,
-    database_url: DbUrl = None,
+    database_url: EmbeddedDatabaseUrl = None,
 ) -> None:
     """Run plus a simulated fleet publishing to it, with a live view of what is stored."""
     settings = _settings(mqtt_url, data_dir, None)
@@ -264,10 +257,7 @@ def replay(
     file: Annotated[
         Path, typer.Argument(help="Recording (JSON Lines from `civicpulse simulate --record`)")
     ],
-    mqtt_url: Annotated[
-        str | None,
-        typer.Option("--mqtt-url", help="Broker to publish to (env CIVICPULSE_MQTT_URL)"),
-    ] = None,
+    mqtt_url: MqttUrl = None,
     rate: Annotated[
         float,
         typer.Option("--rate", min=0.0, help="Messages per second (0: as fast as acknowledged)"),

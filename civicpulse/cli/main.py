@@ -1,4 +1,4 @@
-"""The ``civicpulse`` command line: run, simulate, bridge, process and manage the database."""
+"""The root ``civicpulse`` app: ingest, process, db and simulate; the other groups register here."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from civicpulse.cli import dashboards as dashboards_cli
 from civicpulse.cli import embedded as embedded_cli
 from civicpulse.cli import reports as reports_cli
 from civicpulse.cli.console import console, fail
+from civicpulse.cli.options import DatabaseUrl, JsonOutput, KafkaBootstrap, MqttUrl, Sensors
 from civicpulse.settings import Settings
 from civicpulse.wiring import (
     build_bridge,
@@ -33,24 +34,10 @@ db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_
 app.add_typer(db_app, name="db")
 
 
-MqttUrl = Annotated[
-    str | None, typer.Option("--mqtt-url", help="MQTT broker URL (env CIVICPULSE_MQTT_URL)")
-]
-KafkaOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--kafka-bootstrap", help="Kafka bootstrap servers (env CIVICPULSE_KAFKA_BOOTSTRAP)"
-    ),
-]
-DbUrl = Annotated[
-    str | None, typer.Option("--database-url", help="PostgreSQL URL (env CIVICPULSE_DATABASE_URL)")
-]
-
-
 @app.command()
 def ingest(
     mqtt_url: MqttUrl = None,
-    kafka_bootstrap: KafkaOpt = None,
+    kafka_bootstrap: KafkaBootstrap = None,
     client_id: Annotated[
         str | None,
         typer.Option(help="MQTT client id (stable per bridge) (env CIVICPULSE_MQTT_CLIENT_ID)"),
@@ -82,8 +69,8 @@ def ingest(
 
 @app.command()
 def process(
-    kafka_bootstrap: KafkaOpt = None,
-    database_url: DbUrl = None,
+    kafka_bootstrap: KafkaBootstrap = None,
+    database_url: DatabaseUrl = None,
     migrate_first: Annotated[
         bool,
         typer.Option("--migrate/--no-migrate", help="Apply pending migrations before starting"),
@@ -120,11 +107,13 @@ def _migrate(database_url: str, settings: Settings | None = None) -> list[str]:
 
 @db_app.command("migrate")
 def db_migrate(
-    database_url: DbUrl = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Apply pending numbered migrations from sql/ (idempotent); on TimescaleDB also register
-    the compression, refresh and retention policies from the CIVICPULSE_RETENTION_* settings."""
+    """Apply pending numbered migrations from sql/ (idempotent).
+
+    On TimescaleDB also register the compression, refresh and retention policies from CIVICPULSE_RETENTION_*.
+    """
     settings = Settings.load(database_url=database_url)
     applied = _migrate(settings.database_url, settings)
     if as_json:
@@ -137,11 +126,13 @@ def db_migrate(
 
 @db_app.command("retention")
 def db_retention(
-    database_url: DbUrl = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Delete what the retention horizons no longer keep: run it daily. On TimescaleDB its own
-    jobs drop readings and rollups; this trims readings_1m, old alerts and dead letters."""
+    """Delete what the retention horizons no longer keep: run it daily.
+
+    On TimescaleDB its own jobs drop readings and rollups; this trims readings_1m, old alerts and dead letters.
+    """
     from storage import StoreUnavailable, connect
     from storage.retention import enforce_retention
 
@@ -160,8 +151,8 @@ def db_retention(
 
 @db_app.command("status")
 def db_status(
-    database_url: DbUrl = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable output")] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """Show which migrations are pending."""
     from storage import StoreUnavailable, pending
@@ -179,9 +170,7 @@ def db_status(
 
 @app.command()
 def simulate(
-    sensors: Annotated[
-        int, typer.Option("--sensors", min=1, help="Number of simulated sensors")
-    ] = 300,
+    sensors: Sensors = 300,
     rate: Annotated[
         float, typer.Option("--rate", min=0.001, help="MQTT messages per second")
     ] = 100.0,

@@ -15,15 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from civicpulse.cli.console import console, fail
+from civicpulse.cli.options import Council, DatabaseUrl, JsonOutput
 from civicpulse.settings import Settings
 
 out = Console()
 
-DbUrl = Annotated[
-    str | None, typer.Option("--database-url", help="PostgreSQL URL [env CIVICPULSE_DATABASE_URL]")
-]
-Council = Annotated[str | None, typer.Option("--council", help="Only this council")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+Year = Annotated[int, typer.Option("--year", min=1990, max=2100, help="Calendar year (UTC)")]
 
 
 @contextmanager
@@ -43,7 +40,7 @@ def _db(database_url: str | None) -> Iterator[psycopg.Connection]:
 def waste_due(
     day: Annotated[str, typer.Option("--date", help="Collection day, YYYY-MM-DD (Europe/London)")],
     council: Council = None,
-    as_json: AsJson = False,
+    as_json: JsonOutput = False,
     threshold: Annotated[
         float | None,
         typer.Option(
@@ -57,7 +54,7 @@ def waste_due(
         datetime | None,
         typer.Option("--as-of", help="Use reads before this UTC time (default: the day's start)"),
     ] = None,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Bins forecast to be at or over their fill threshold by the end of DATE."""
     from civicpulse.reports.waste import due_list, to_json
@@ -92,7 +89,7 @@ def waste_forecast(
         datetime | None,
         typer.Option("--as-of", help="Use reads before this UTC time (default: now)"),
     ] = None,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Forecast every bin now and store it in `bin_forecasts` (for dashboards; run on a timer)."""
     from civicpulse.reports.waste import forecast_all, store_forecasts
@@ -112,7 +109,7 @@ def report_netzero(
         typer.Option("--baseline-year", help="Year to compare against (default: the year before)"),
     ] = None,
     council: Council = None,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Net Zero electricity report: CSVs and a PDF (DESNZ factors of the reporting year)."""
     from civicpulse.reports.netzero import Period, build_netzero
@@ -141,9 +138,9 @@ def report_netzero(
 
 
 def report_air_quality(
-    year: Annotated[int, typer.Option("--year", min=1990, max=2100, help="Calendar year")],
+    year: Year,
     council: Council = None,
-    as_json: AsJson = False,
+    as_json: JsonOutput = False,
     interval: Annotated[
         int | None,
         typer.Option(
@@ -153,7 +150,7 @@ def report_air_quality(
             "(default: the catalogue's 150 s; 3600 for hourly reference monitors)",
         ),
     ] = None,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Annual means against UK limits and the 2040 PM2.5 target, with exceedance counts."""
     from civicpulse.reports.air import compliance, to_json
@@ -200,13 +197,13 @@ def report_air_quality(
 
 
 def report_energy_baseline(
-    year: Annotated[int, typer.Option("--year", min=1990, max=2100, help="Calendar year (UTC)")],
+    year: Year,
     council: Council = None,
-    as_json: AsJson = False,
+    as_json: JsonOutput = False,
     csv_out: Annotated[
         Path | None, typer.Option("--out", help="Also write the profiles to this CSV file")
     ] = None,
-    database_url: DbUrl = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Each meter's hour-of-week power baseline for a year (the energy alert rules' learner)."""
     import csv
