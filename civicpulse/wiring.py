@@ -70,10 +70,7 @@ def build_detection(settings: Settings) -> Detection:
     """Alert detection with the configured thresholds file, or the built-in defaults."""
     from stream_processors.detection import Detection
 
-    horizon_s = settings.late_horizon_hours * 3600.0
-    if settings.thresholds_file:
-        return Detection.from_file(settings.thresholds_file, late_horizon_s=horizon_s)
-    return Detection(late_horizon_s=horizon_s)
+    return Detection.configured(settings.thresholds_file, settings.late_horizon_hours * 3600.0)
 
 
 def build_faust_app(settings: Settings) -> faust.App:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sensors.deadletter import DeadLetter
 from sensors.errors import CivicPulseError
 from sensors.intake import Routed
-from storage import DeadLetterStore, ReadingStore, StoreUnavailable
+from storage import DeadLetterStore, ReadingStore, StoreUnavailable, retry_while_unavailable
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 
@@ -212,36 +212,18 @@ class GroupCommitter:
         letters = [(d, deadletter_ref(d)) for item in batch if (d := item.routed.deadletter)]
         if values:
             outcome = self.pipeline.process(values)
-            letters += [
-                (d, deadletter_ref(d))
-                for d in (
-                    DeadLetter(
-                        "bad_canonical_record",
-                        p.reason,
-                        p.raw,
-                        "",
-                        self._clock(),
-                        stage="stream_processors",
-                    )
-                    for p in outcome.poison
-                )
-            ]
-        delay = 0.2
-        while letters:
-            try:
-                self._letters.write(letters)
-                break
-            except StoreUnavailable as exc:
-                self.stats.db_retries += 1
-                log.warning(
-                    "database unavailable for %d dead letters, retrying in %.1fs: %s",
-                    len(letters),
-                    delay,
-                    exc,
-                )
-                self._sleep(delay)
-                delay = min(delay * 2, 10.0)
+            letters += [(d, deadletter_ref(d)) for d in outcome.deadletters]
+        if letters:
+            retry_while_unavailable(
+                lambda: self._letters.write(letters),
+                what=f"{len(letters)} dead letters",
+                sleep=self._sleep,
+                on_retry=self._count_retry,
+            )
         self.stats.last_commit_s = time.monotonic() - started
+
+    def _count_retry(self) -> None:
+        self.stats.db_retries += 1
 
     def _sleep(self, seconds: float) -> None:
         """The pipeline's retry sleep: wakes early and gives up when the engine stops."""

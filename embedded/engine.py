@@ -112,11 +112,7 @@ class EmbeddedEngine:
             partial(_route, c.limits),
             max_readings=c.batch_size,
             window_s=c.window_s,
-            detection=(
-                Detection.from_file(c.thresholds_file, late_horizon_s=c.late_horizon_s)
-                if c.thresholds_file
-                else Detection(late_horizon_s=c.late_horizon_s)
-            ),
+            detection=Detection.configured(c.thresholds_file, c.late_horizon_s),
         )
         self._committer.start()
         if c.external_mqtt_url:

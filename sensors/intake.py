@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sensors.codecs import decode_message
+from sensors import codecs
 from sensors.deadletter import DeadLetter
-from sensors.errors import RejectedPayload
+from sensors.errors import RejectedPayload, RejectReason
 from sensors.reading import encode_reading
 from sensors.validation import Limits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +24,19 @@ class Routed:
 
 
 def route_message(topic: str, payload: bytes, received_at: datetime, limits: Limits) -> Routed:
-    """Decode and validate one message; the only place either engine's ingest decides this."""
+    """Decode and validate one message; the only place either engine's ingest decides this.
+
+    Never raises: a rejected payload becomes a dead letter with its reason, and so does a bug
+    in a decoder (``internal_error``, with the raw bytes), so no engine loses the message or
+    has it redelivered for ever.
+    """
     try:
-        readings = decode_message(topic, payload, received_at, limits)
+        readings = codecs.decode_message(topic, payload, received_at, limits)
+        return Routed([(r.sensor_id.encode(), encode_reading(r)) for r in readings])
     except RejectedPayload as exc:
         return Routed([], DeadLetter(exc.reason.value, exc.detail, payload, topic, received_at))
-    return Routed([(r.sensor_id.encode(), encode_reading(r)) for r in readings])
+    except Exception as exc:  # a decoder bug must not lose the message: dead-letter it
+        log.exception("decoder failed on a message on %r; dead-lettering it", topic)
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        letter = DeadLetter(RejectReason.INTERNAL_ERROR.value, detail, payload, topic, received_at)
+        return Routed([], letter)

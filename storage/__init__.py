@@ -4,6 +4,7 @@ from storage.connection import StoreUnavailable, connect
 from storage.deadletter_store import DeadLetterStore
 from storage.migrations import Migration, applied_migrations, migrate, pending
 from storage.readings_store import ReadingStore, WriteResult
+from storage.retry import retry_while_unavailable
 
 __all__ = [
     "DeadLetterStore",
@@ -15,4 +16,5 @@ __all__ = [
     "connect",
     "migrate",
     "pending",
+    "retry_while_unavailable",
 ]

@@ -39,12 +39,11 @@ from rules.detectors import (
     run_detectors,
     stale_signals,
 )
-from rules.detectors.replay import new_signals, replay
+from rules.detectors.health import impossible_value_signals
+from rules.detectors.replay import new_signals, replay, starting_snapshot
 from rules.detectors.runner import CHECKPOINT_EVERY_S, Snapshot
 from rules.thresholds import Thresholds, parse_thresholds
-from sensors.errors import RejectedPayload
 from sensors.reading import Reading
-from sensors.topics import parse_topic
 from storage import alerts_store as db
 from storage import snapshots_store as snaps
 
@@ -63,30 +62,6 @@ class DetectionStats:
     late_readings: int = 0  # arrived after a newer reading of their sensor: replayed
     replays: int = 0
     too_late: int = 0  # older than the oldest snapshot: stored, not seen by detectors
-
-
-def impossible_value_signals(
-    letters: Sequence[tuple[int, str, str, datetime]],
-) -> list[Signal]:
-    """Dead letters rejected as out of range → sensor-health signals (topic names the sensor)."""
-    out = []
-    for letter_id, topic, detail, received_at in letters:
-        try:
-            address = parse_topic(topic)
-        except RejectedPayload:
-            continue  # a bad topic names no sensor; the dead letter itself is the record
-        out.append(
-            Signal(
-                address.sensor_id,
-                address.council,
-                address.kind,
-                "sensor_impossible_value",
-                True,
-                received_at,
-                details={"detail": detail[:300], "dead_letter_id": letter_id},
-            )
-        )
-    return out
 
 
 class Detection:
@@ -116,6 +91,13 @@ class Detection:
         """Detection with the thresholds in the TOML file at ``path`` (ThresholdError if bad)."""
         text = Path(path).read_text(encoding="utf-8")
         return cls(parse_thresholds(text, source=str(path)), late_horizon_s=late_horizon_s)
+
+    @classmethod
+    def configured(cls, thresholds_file: str, late_horizon_s: float) -> Detection:
+        """What every engine runs: the thresholds file if one is set, else the defaults."""
+        if thresholds_file:
+            return cls.from_file(thresholds_file, late_horizon_s=late_horizon_s)
+        return cls(late_horizon_s=late_horizon_s)
 
     def on_inserted(
         self,
@@ -213,18 +195,12 @@ class Detection:
         """
         det = self._by_name[key[1]]
         kept = snaps.load_snapshots(cur, key)
-        first = group[0].time.timestamp()
-        usable = [k for k in kept if k[0] <= first]
-        synthesised = not usable and bool(kept) and kept[0][1] is None
-        if synthesised:
-            # the first snapshot says "nothing seen before": it holds for any earlier time
-            usable = [(first, None, kept[0][2])]
-        usable = usable or kept[:1]
-        if not usable:
+        start = starting_snapshot(kept, group[0].time.timestamp())
+        if start is None:
             self.stats.too_late += len(group)
             log.warning("%d late readings of %s predate any snapshot", len(group), key[0])
             return None, []
-        t0, state0, episodes0 = usable[-1]
+        (t0, state0, episodes0), synthesised = start
         self.stats.too_late += sum(1 for r in group if r.time.timestamp() < t0)
         self.stats.late_readings += len(group)
         self.stats.replays += 1

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import time
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import faust
 
 from sensors.deadletter import DeadLetter
-from storage import DeadLetterStore, ReadingStore, StoreUnavailable
+from storage import DeadLetterStore, ReadingStore, StoreUnavailable, retry_while_unavailable
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 
@@ -69,16 +68,10 @@ def create_app(
         # i.e. after the database committed it: a crash replays, the store dedupes.
         async for values in stream.take(batch_size, within=batch_seconds):
             outcome = await asyncio.to_thread(pipeline.process, values)
-            for poison in outcome.poison:
-                letter = DeadLetter(
-                    reason="bad_canonical_record",
-                    detail=poison.reason,
-                    payload=poison.raw,
-                    mqtt_topic="",
-                    received_at=datetime.now(UTC),
-                    stage="stream_processors",
+            for letter in outcome.deadletters:
+                await deadletters.send(
+                    key=b"readings", value=letter.payload, headers=letter.headers()
                 )
-                await deadletters.send(key=b"readings", value=poison.raw, headers=letter.headers())
             log.debug(
                 "stored %d of %d readings (%d duplicates)",
                 outcome.write.inserted,
@@ -103,7 +96,11 @@ def create_app(
             message = event.message
             letter = DeadLetter.from_kafka(event.value, list(message.headers or []))
             ref = f"kafka:{message.topic}:{message.partition}:{message.offset}"
-            await asyncio.to_thread(_write_retrying, letters_store, letter, ref)
+            await asyncio.to_thread(
+                retry_while_unavailable,
+                partial(letters_store.write, [(letter, ref)]),
+                what="a dead letter",
+            )
 
     app.civicpulse_pipeline = pipeline  # type: ignore[attr-defined]  # for stats in tests/CLI
     return app
@@ -113,15 +110,3 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     """Run a Faust worker for ``app`` in this process until SIGTERM/SIGINT."""
     worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True)
     worker.execute_from_commandline()
-
-
-def _write_retrying(store: DeadLetterStore, letter: DeadLetter, ref: str) -> None:
-    delay = 0.2
-    while True:
-        try:
-            store.write([(letter, ref)])
-            return
-        except StoreUnavailable as exc:
-            log.warning("database unavailable for dead letters, retrying in %.1fs: %s", delay, exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,12 +12,11 @@ from typing import Any
 import psycopg
 
 from rules.alerts import Alert
+from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
-from storage import ReadingStore, StoreUnavailable, WriteResult
+from storage import ReadingStore, WriteResult, retry_while_unavailable
 from stream_processors.batch import PoisonRecord, prepare_batch
 from stream_processors.detection import Detection
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -35,10 +33,15 @@ class PipelineStats:
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    """A stored batch, and the poison records the engine must dead-letter before acking."""
+    """A stored batch, and the poison records the engine must dead-letter before acking.
+
+    ``deadletters`` holds one dead letter per poison record (``bad_canonical_record``, stage
+    ``stream_processors``), built here so that both engines keep the same record.
+    """
 
     write: WriteResult
     poison: list[PoisonRecord] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
 
 
 class ReadingPipeline:
@@ -82,23 +85,26 @@ class ReadingPipeline:
         self.stats.received += len(values)
         self.stats.stored += result.inserted
         self.stats.duplicates += result.duplicates + batch.duplicates_in_batch
-        return BatchOutcome(result, batch.poison)
+        return BatchOutcome(result, batch.poison, self._deadletters(batch.poison))
+
+    def _deadletters(self, poison: Sequence[PoisonRecord]) -> list[DeadLetter]:
+        at = self._clock()
+        return [
+            DeadLetter("bad_canonical_record", p.reason, p.raw, "", at, stage="stream_processors")
+            for p in poison
+        ]
 
     def _write_with_retry(self, readings: Sequence[Reading]) -> WriteResult:
-        delay = 0.2
-        while True:
-            try:
-                return self._store.write(readings, on_inserted=self._on_inserted)
-            except StoreUnavailable as exc:
-                self.stats.store_retries += 1
-                log.warning(
-                    "database unavailable, holding %d readings and retrying in %.1fs: %s",
-                    len(readings),
-                    delay,
-                    exc,
-                )
-                self._sleep(delay)
-                delay = min(delay * 2, self._max_backoff_s)
+        def count_retry() -> None:
+            self.stats.store_retries += 1
+
+        return retry_while_unavailable(
+            lambda: self._store.write(readings, on_inserted=self._on_inserted),
+            what=f"{len(readings)} readings",
+            sleep=self._sleep,
+            max_backoff_s=self._max_backoff_s,
+            on_retry=count_retry,
+        )
 
     def _on_inserted(self, cur: psycopg.Cursor[Any], inserted: list[Reading]) -> None:
         if self.detection is not None:

@@ -17,7 +17,7 @@ Fixtures
 
 If CIVICPULSE_MQTT_URL, CIVICPULSE_KAFKA_BOOTSTRAP and CIVICPULSE_DATABASE_URL are ALL set,
 those services are used as they are. Otherwise each service is started on demand with
-tools/devstack.py (a test that needs only PostgreSQL does not start Kafka) in a work dir under
+tools/devstack/ (a test that needs only PostgreSQL does not start Kafka) in a work dir under
 CIVICPULSE_DEVSTACK_DIR (set by scripts/test.sh) and stopped at the end of the session.
 A service that cannot start FAILS the tests that need it (with its log tail); nothing skips.
 """
@@ -223,3 +223,13 @@ def contract_dbs(database_url: str, timescale_url: str) -> Iterator[ContractData
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+RINGS = ("core", "adapter", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test not marked for ring 2 or 3 is in ring 1: ``pytest -m core`` runs it alone."""
+    for item in items:
+        if not any(item.get_closest_marker(ring) for ring in RINGS):
+            item.add_marker(pytest.mark.core)

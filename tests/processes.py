@@ -91,7 +91,7 @@ class CivicProcess:
 def civic_env(**settings: str) -> dict[str, str]:
     """The test's environment plus CIVICPULSE_* settings (keys given in lower case)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICPULSE_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     env.update({f"CIVICPULSE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 

@@ -9,7 +9,9 @@ from rules.alerts import Signal, Sites
 from rules.detectors.base import Conditions, JsonDict, Params, fresh
 from rules.thresholds import Thresholds
 from sensors.catalogue import kind_named
+from sensors.errors import RejectedPayload
 from sensors.reading import Reading
+from sensors.topics import parse_topic
 
 
 class HealthDetector:
@@ -103,3 +105,27 @@ def stale_signals(
             )
         )
     return changed, signals
+
+
+def impossible_value_signals(
+    letters: Sequence[tuple[int, str, str, datetime]],
+) -> list[Signal]:
+    """Dead letters rejected as out of range → sensor-health signals (topic names the sensor)."""
+    out = []
+    for letter_id, topic, detail, received_at in letters:
+        try:
+            address = parse_topic(topic)
+        except RejectedPayload:
+            continue  # a bad topic names no sensor; the dead letter itself is the record
+        out.append(
+            Signal(
+                address.sensor_id,
+                address.council,
+                address.kind,
+                "sensor_impossible_value",
+                True,
+                received_at,
+                details={"detail": detail[:300], "dead_letter_id": letter_id},
+            )
+        )
+    return out

@@ -94,3 +94,26 @@ def new_signals(signals: Sequence[Signal], already: Sequence[Signal]) -> list[Si
 
 def _said(s: Signal) -> tuple[str, bool, datetime, str | None]:
     return s.rule, s.active, s.at, s.severity
+
+
+StoredSnapshot = tuple[float, JsonDict | None, JsonDict]
+"""(time, detector state or None for "nothing seen before", latest condition episodes)."""
+
+
+def starting_snapshot(
+    kept: Sequence[StoredSnapshot], first: float
+) -> tuple[StoredSnapshot, bool] | None:
+    """The snapshot a replay starts from, for late readings whose earliest time is ``first``.
+
+    The latest one at or before ``first``; if all are later, the first one stands in when it
+    says "nothing seen before" (it holds for any earlier time: returned at ``first``, flagged
+    synthesised), else the oldest one (readings before it are too late). None: no snapshots.
+    """
+    usable = [k for k in kept if k[0] <= first]
+    if usable:
+        return usable[-1], False
+    if not kept:
+        return None
+    if kept[0][1] is None:
+        return (first, None, kept[0][2]), True
+    return kept[0], False

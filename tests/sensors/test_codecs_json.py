@@ -15,6 +15,8 @@ from sensors.errors import RejectedPayload, RejectReason
 from sensors.reading import Reading, Sample
 from sensors.topics import SensorAddress
 
+pytestmark = pytest.mark.adapter
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA = json.loads((ROOT / "sensors/schema/civicpulse-reading-v1.schema.json").read_text())
 PAYLOADS = ROOT / "tests/fixtures/payloads"

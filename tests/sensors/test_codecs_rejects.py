@@ -13,6 +13,8 @@ from sensors.codecs import DEFAULT_LIMITS, Limits, decode_message
 from sensors.errors import RejectedPayload, RejectReason
 from sensors.reading import Sample
 
+pytestmark = pytest.mark.adapter
+
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 AIR = "civicpulse/aberdeen/air_quality/sds011-5331"

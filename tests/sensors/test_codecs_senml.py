@@ -16,6 +16,8 @@ from sensors.errors import RejectedPayload, RejectReason
 from sensors.reading import Reading, Sample
 from sensors.topics import SensorAddress
 
+pytestmark = pytest.mark.adapter
+
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 NOW_S = NOW.timestamp()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from sensors.intake import route_message
 from sensors.reading import decode_reading
 from sensors.validation import DEFAULT_LIMITS
 from stream_processors.batch import prepare_batch
+
+pytestmark = pytest.mark.adapter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 RECEIVED = datetime(2018, 2, 1, 0, 5, tzinfo=UTC)
@@ -45,3 +49,23 @@ def test_payload_for_another_sensor_is_dead_lettered_with_raw_bytes_and_topic() 
     headers = dict(letter.headers())
     assert headers["reason"] == b"sensor_mismatch"
     assert headers["mqtt_topic"] == topic.encode()
+
+
+def test_a_decoder_bug_becomes_an_internal_error_dead_letter_with_the_raw_bytes(
+    monkeypatch,
+) -> None:
+    import sensors.codecs
+
+    def broken(*_args: object) -> None:
+        raise ZeroDivisionError("a bug in a codec")
+
+    monkeypatch.setattr(sensors.codecs, "decode_message", broken)
+    payload = b'{"no2": 12.5}'
+    topic = "civicpulse/aberdeen/air_quality/aq-0001"
+    routed = route_message(topic, payload, RECEIVED, DEFAULT_LIMITS)
+    assert routed.readings == []
+    letter = routed.deadletter
+    assert letter is not None
+    assert letter.reason == "internal_error"
+    assert letter.detail == "ZeroDivisionError: a bug in a codec"
+    assert (letter.payload, letter.mqtt_topic, letter.received_at) == (payload, topic, RECEIVED)

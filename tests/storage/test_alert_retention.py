@@ -10,7 +10,7 @@ import pytest
 from storage import migrate
 from storage.retention import StoragePolicy, enforce_retention
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.adapter, pytest.mark.integration]
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 OLD, RECENT = NOW - timedelta(days=400), NOW - timedelta(days=30)

@@ -10,7 +10,7 @@ import pytest
 from storage import ReadingStore, migrate
 from stream_processors.pipeline import ReadingPipeline
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.adapter, pytest.mark.integration]
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _INSERT = (

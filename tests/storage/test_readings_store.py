@@ -16,7 +16,7 @@ from sensors.reading import Reading, encode_reading
 from storage import ReadingStore, StoreUnavailable, migrate
 from stream_processors.pipeline import ReadingPipeline
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.adapter, pytest.mark.integration]
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
