@@ -8,14 +8,10 @@ from concurrent.futures import Future
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from embedded.committer import GroupCommitter
-from sensors.mqtt_url import BrokerUrl
-from sensors.topics import SUBSCRIPTION_FILTER
+from ingest import mqtt_session  # the one arrow from embedded to ingest: MQTT setup only
+from ingest.mqtt_session import SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,37 +35,24 @@ class ExternalSubscriber:
         session_expiry_s: int,
         receive_maximum: int = 1000,
     ) -> None:
-        self._endpoint = BrokerUrl.parse(url)
+        self._session = SessionConfig(
+            url=url,
+            client_id=client_id,
+            share_group=share_group,
+            session_expiry_s=session_expiry_s,
+            receive_maximum=receive_maximum,
+        )
+        self._endpoint = self._session.endpoint
         self._committer = committer
         self._loop = loop
-        self._topic = f"$share/{share_group}/{SUBSCRIPTION_FILTER}"
-        self._props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        self._props.SessionExpiryInterval = session_expiry_s
-        self._props.ReceiveMaximum = receive_maximum
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if self._endpoint.username:
-            self._client.username_pw_set(self._endpoint.username, self._endpoint.password)
-        if self._endpoint.tls:
-            self._client.tls_set()
+        self._client = mqtt_session.make_client(self._session)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._generation = 0
 
     def start(self) -> None:
         """Connect (retrying in the background) and start the network thread."""
-        self._client.connect_async(
-            self._endpoint.host,
-            self._endpoint.port,
-            keepalive=30,
-            clean_start=False,
-            properties=self._props,
-        )
+        mqtt_session.connect_async(self._client, self._session)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -82,10 +65,10 @@ class ExternalSubscriber:
             log.error("external MQTT broker refused the connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe(self._topic, options=SubscribeOptions(qos=1))
+        mqtt_session.subscribe(client, self._session)
         log.info(
             "subscribed to %s on %s:%d (session present: %s)",
-            self._topic,
+            self._session.topic,
             self._endpoint.host,
             self._endpoint.port,
             flags.session_present,

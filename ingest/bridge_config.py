@@ -1,0 +1,66 @@
+"""What one bridge process is told (its settings) and what it counts (its running totals)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ingest.mqtt_session import SessionConfig
+from sensors.validation import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """What one bridge process needs (built from the settings by the composition root)."""
+
+    mqtt_url: str
+    kafka_bootstrap: str
+    readings_topic: str
+    deadletter_topic: str
+    client_id: str
+    share_group: str
+    session_expiry_s: int
+    partitions: int
+    replication: int
+    limits: Limits
+    receive_maximum: int = 1000
+    delivery_timeout_s: float = 120.0  # then a send fails and MQTT redelivers the message
+
+    def session(self) -> SessionConfig:
+        """The MQTT side: client id, shared subscription and persistent-session limits."""
+        return SessionConfig(
+            url=self.mqtt_url,
+            client_id=self.client_id,
+            share_group=self.share_group,
+            session_expiry_s=self.session_expiry_s,
+            receive_maximum=self.receive_maximum,
+        )
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    """Running totals, logged periodically."""
+
+    messages: int = 0
+    readings: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    acked: int = 0
+    kafka_failures: int = 0
+
+    def summary(self) -> str:
+        """One line of totals for the log."""
+        rejected = dict(self.rejected) or "none"
+        return (
+            f"{self.messages} messages, {self.readings} readings, {self.acked} acked,"
+            f" rejected {rejected}, kafka failures {self.kafka_failures}"
+        )
+
+
+def limits_from(max_payload_bytes: int, max_past_s: int, max_future_s: int) -> Limits:
+    """Build validation limits from plain settings values."""
+    return Limits(
+        max_payload_bytes=max_payload_bytes,
+        max_past=timedelta(seconds=max_past_s),
+        max_future=timedelta(seconds=max_future_s),
+    )

@@ -1,0 +1,63 @@
+"""The shared MQTT v5 subscriber setup, checked on the built paho objects (no broker)."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+
+from ingest import mqtt_session
+from ingest.mqtt_session import SessionConfig
+
+
+def test_session_builds_a_persistent_shared_v5_subscriber() -> None:
+    config = SessionConfig(
+        url="mqtt://ingest-user:s3cret@broker.example:1884",
+        client_id="bridge-7",
+        share_group="ingest-grp",
+        session_expiry_s=3600,
+        receive_maximum=250,
+    )
+
+    client = mqtt_session.make_client(config)
+    assert client._client_id == b"bridge-7"
+    assert client.callback_api_version == CallbackAPIVersion.VERSION2
+    assert client.protocol == mqtt.MQTTv5 == 5
+    assert client._manual_ack is True
+    assert client.username == "ingest-user"
+    assert client.password == "s3cret"
+    assert (client._reconnect_min_delay, client._reconnect_max_delay) == (1, 10)
+    assert client._ssl is False
+
+    props = mqtt_session.connect_properties(config)
+    assert props.packetType == PacketTypes.CONNECT
+    assert props.SessionExpiryInterval == 3600
+    assert props.ReceiveMaximum == 250
+
+    assert config.topic == "$share/ingest-grp/civicpulse/#"
+
+    mqtt_session.connect_async(client, config)  # only records where and how to connect
+    assert (client.host, client.port, client.keepalive) == ("broker.example", 1884, 30)
+    assert client._clean_start is False
+    assert client._connect_properties.SessionExpiryInterval == 3600
+    assert client._connect_properties.ReceiveMaximum == 250
+
+    with mock.patch.object(client, "subscribe") as subscribe:
+        mqtt_session.subscribe(client, config)
+    (topic,), kwargs = subscribe.call_args
+    assert topic == "$share/ingest-grp/civicpulse/#"
+    assert kwargs["options"].QoS == 1
+
+    bye = mqtt_session.end_session_properties()
+    assert bye.packetType == PacketTypes.DISCONNECT
+    assert bye.SessionExpiryInterval == 0
+
+
+def test_mqtts_url_turns_on_tls_and_the_tls_port() -> None:
+    config = SessionConfig("mqtts://broker.example", "engine-1", "g", 60)
+    client = mqtt_session.make_client(config)
+    assert client._ssl is True
+    assert client.username is None
+    assert (config.endpoint.host, config.endpoint.port) == ("broker.example", 8883)
