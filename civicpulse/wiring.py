@@ -10,7 +10,10 @@ from civicpulse.settings import Settings
 if TYPE_CHECKING:
     import faust
 
+    from embedded import EmbeddedEngine
     from ingest.bridge import Bridge
+    from sensors.mqtt_url import BrokerUrl
+    from sensors.validation import Limits
     from storage.retention import StoragePolicy
     from stream_processors.detection import Detection
 
@@ -27,7 +30,7 @@ def configure_logging(settings: Settings) -> None:
 
 def build_bridge(settings: Settings) -> Bridge:
     """The MQTT → Kafka bridge as configured."""
-    from ingest.bridge import Bridge, BridgeConfig, limits_from
+    from ingest.bridge import Bridge, BridgeConfig
 
     return Bridge(
         BridgeConfig(
@@ -41,9 +44,46 @@ def build_bridge(settings: Settings) -> Bridge:
             partitions=settings.kafka_partitions,
             replication=settings.kafka_replication,
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
-            limits=limits_from(
-                settings.max_payload_bytes, settings.max_past_s, settings.max_future_s
-            ),
+            limits=build_limits(settings),
+        )
+    )
+
+
+def build_limits(settings: Settings) -> Limits:
+    """What ingest accepts (payload size, how far in the past or future), for both engines."""
+    from datetime import timedelta
+
+    from sensors.validation import Limits
+
+    return Limits(
+        max_payload_bytes=settings.max_payload_bytes,
+        max_past=timedelta(seconds=settings.max_past_s),
+        max_future=timedelta(seconds=settings.max_future_s),
+    )
+
+
+def build_embedded_engine(
+    settings: Settings, endpoint: BrokerUrl, database_url: str | None, external_broker: bool
+) -> EmbeddedEngine:
+    """The single-process engine: its broker at ``endpoint`` (or subscribed to it, external)."""
+    from pathlib import Path
+
+    from embedded import EmbeddedConfig, EmbeddedEngine
+
+    return EmbeddedEngine(
+        EmbeddedConfig(
+            mqtt_host=endpoint.host,
+            mqtt_port=endpoint.port,
+            data_dir=Path(settings.data_dir).expanduser(),
+            limits=build_limits(settings),
+            database_url=database_url,
+            batch_size=settings.batch_size,
+            external_mqtt_url=settings.mqtt_url if external_broker else None,
+            client_id=settings.mqtt_client_id,
+            share_group=settings.mqtt_share_group,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            thresholds_file=settings.thresholds_file,
+            late_horizon_s=settings.late_horizon_hours * 3600.0,
         )
     )
 

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from kafka.errors import KafkaError
 
 from ingest import mqtt_session
-from ingest.bridge_config import BridgeConfig, BridgeStats, limits_from
+from ingest.bridge_config import BridgeConfig, BridgeStats
 from ingest.kafka_acks import (
     DEADLETTER_MAX_VALUE_BYTES,
     AckTracker,
@@ -24,7 +24,7 @@ from ingest.kafka_acks import (
 from ingest.kafka_topics import ensure_topics
 from sensors.intake import route_message
 
-__all__ = ["DEADLETTER_MAX_VALUE_BYTES", "Bridge", "BridgeConfig", "BridgeStats", "limits_from"]
+__all__ = ["DEADLETTER_MAX_VALUE_BYTES", "Bridge", "BridgeConfig", "BridgeStats"]
 
 log = logging.getLogger(__name__)
 

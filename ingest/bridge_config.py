@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from ingest.mqtt_session import SessionConfig
 from sensors.validation import Limits
@@ -55,12 +54,3 @@ class BridgeStats:
             f"{self.messages} messages, {self.readings} readings, {self.acked} acked,"
             f" rejected {rejected}, kafka failures {self.kafka_failures}"
         )
-
-
-def limits_from(max_payload_bytes: int, max_past_s: int, max_future_s: int) -> Limits:
-    """Build validation limits from plain settings values."""
-    return Limits(
-        max_payload_bytes=max_payload_bytes,
-        max_past=timedelta(seconds=max_past_s),
-        max_future=timedelta(seconds=max_future_s),
-    )

@@ -55,8 +55,7 @@ def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | Non
 def _engine(
     settings: Settings, database_url: str | None, external_broker: bool = False
 ) -> EmbeddedEngine:
-    from embedded import EmbeddedConfig, EmbeddedEngine
-    from ingest.bridge import limits_from
+    from civicpulse.wiring import build_embedded_engine
     from sensors.mqtt_url import BrokerUrl
 
     try:
@@ -71,24 +70,7 @@ def _engine(
             "pass --mqtt-url mqtt://127.0.0.1:PORT, or add --external-broker to "
             "subscribe to that broker instead"
         )
-    return EmbeddedEngine(
-        EmbeddedConfig(
-            mqtt_host=endpoint.host,
-            mqtt_port=endpoint.port,
-            data_dir=Path(settings.data_dir).expanduser(),
-            limits=limits_from(
-                settings.max_payload_bytes, settings.max_past_s, settings.max_future_s
-            ),
-            database_url=database_url,
-            batch_size=settings.batch_size,
-            external_mqtt_url=settings.mqtt_url if external_broker else None,
-            client_id=settings.mqtt_client_id,
-            share_group=settings.mqtt_share_group,
-            session_expiry_s=settings.mqtt_session_expiry_s,
-            thresholds_file=settings.thresholds_file,
-            late_horizon_s=settings.late_horizon_hours * 3600.0,
-        )
-    )
+    return build_embedded_engine(settings, endpoint, database_url, external_broker)
 
 
 def _serve(
