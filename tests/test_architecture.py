@@ -11,15 +11,24 @@ ROOT = Path(__file__).resolve().parents[1]
 # Folder → what it may import besides itself (a dotted prefix names one module).
 ALLOWED: dict[str, set[str]] = {
     "sensors": set(),
+    "trust": {"sensors"},
     "rules": {"sensors"},
     "simulator": {"sensors"},
-    "ingest": {"sensors"},
-    "storage": {"sensors", "rules"},
+    "ingest": {"sensors", "trust"},
+    "storage": {"sensors", "rules", "trust"},
     "stream_processors": {"sensors", "rules", "storage"},
-    "embedded": {"sensors", "rules", "storage", "stream_processors", "ingest.mqtt_session"},
+    "embedded": {
+        "sensors",
+        "trust",
+        "rules",
+        "storage",
+        "stream_processors",
+        "ingest.mqtt_session",
+    },
     "dashboards": {"sensors", "rules"},
     "civicpulse": {
         "sensors",
+        "trust",
         "rules",
         "simulator",
         "ingest",
@@ -30,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 PACKAGES = set(ALLOWED) | {"tools", "benchmarks", "tests"}
-PURE = ("sensors", "rules")
+PURE = ("sensors", "trust", "rules")
 IO_LIBRARIES = {
     "aiokafka", "amqtt", "asyncio", "click", "faust", "grafana_client", "http", "kafka",
     "matplotlib", "mode", "paho", "pgserver", "psycopg", "psycopg_pool", "requests", "rich",
