@@ -13,9 +13,11 @@ from trust.agreements import (
     to_staplus,
 )
 from trust.auth_policy import AuthMode, anonymous_allowed, is_loopback
+from trust.directory import Directory, StaticDirectory, Verify
 from trust.registry import (
     Council,
     Device,
+    Principal,
     RegistryError,
     ServiceAccount,
     check_council_slug,
@@ -33,11 +35,15 @@ __all__ = [
     "AuthMode",
     "Council",
     "Device",
+    "Directory",
+    "Principal",
     "RegistryError",
     "Resolution",
     "Scope",
     "ServiceAccount",
     "SharedRow",
+    "StaticDirectory",
+    "Verify",
     "anonymous_allowed",
     "check_council_slug",
     "covers",

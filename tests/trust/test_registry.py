@@ -95,3 +95,24 @@ def test_auto_allows_anonymous_clients_only_on_loopback_listeners(
     assert anonymous_allowed(AuthMode.AUTO, hosts) is auto
     assert anonymous_allowed(AuthMode.REQUIRED, hosts) is False
     assert anonymous_allowed(AuthMode.OFF, hosts) is True
+
+
+def test_a_directory_snapshot_lets_in_only_enabled_principals_with_the_right_secret() -> None:
+    from trust import StaticDirectory
+
+    off = Device("bin-0043", "edinburgh", "waste_bin", enabled=False)
+    bridge = ServiceAccount("bridge-1", "ingest")
+    directory = StaticDirectory(
+        devices={"bin-0042": BIN, "bin-0043": off},
+        accounts={"bridge-1": bridge},
+        hashes={"bin-0042": "h:s3cret", "bin-0043": "h:other", "bridge-1": "h:svc"},
+        verify=lambda stored, secret: stored == f"h:{secret}",
+    )
+    assert directory.authenticate("bin-0042", "s3cret") == BIN
+    assert directory.authenticate("bin-0042", "wrong") is None
+    assert directory.authenticate("bin-0042", "") is None
+    assert directory.authenticate("bin-0043", "other") is None  # disabled
+    assert directory.authenticate("bridge-1", "svc") == bridge
+    assert directory.authenticate("nobody", "s3cret") is None
+    assert directory.device("bin-0043") == off
+    assert directory.device("nobody") is None
