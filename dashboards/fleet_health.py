@@ -5,26 +5,29 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import panels as p
+from rules.thresholds import DEFAULTS
 
 UID = "civicpulse-fleet-health"
 FILTER = "council IN ($council) AND kind IN ($kind) AND sensor_id IN ($site)"
-# thresholds.py: health.low_battery_pct, health.flatline_count, health.flatline_metrics
-LOW_BATTERY_PCT = 15
-FLATLINE_COUNT = 12
-FLATLINE_METRICS = ("pm2_5", "pm10", "no2", "o3", "temperature", "humidity", "power")
+# The rules' defaults (thresholds.py); staleness follows the published rules (dash_rule).
+LOW_BATTERY_PCT = float(DEFAULTS["health.low_battery_pct"])
+FLATLINE_COUNT = int(DEFAULTS["health.flatline_count"])
+FLATLINE_METRICS = tuple(DEFAULTS["health.flatline_metrics"])
 
 COUNTS = f"""
 SELECT count(*) AS "Sensors",
        count(*) FILTER (WHERE NOT stale) AS "Reporting",
        count(*) FILTER (WHERE stale) AS "Stale",
-       count(*) FILTER (WHERE battery_pct < {LOW_BATTERY_PCT}) AS "Low battery"
+       count(*) FILTER (WHERE battery_pct < {LOW_BATTERY_PCT:g}) AS "Low battery"
   FROM dash_sensor_status
  WHERE {FILTER}
 """
 
 STALE = f"""
 SELECT sensor_id AS sensor, site, kind, council, last_seen AS "last seen",
-       seconds_since_seen AS "silent (s)", 3 * dash_expected_interval_s(kind) AS "stale after (s)"
+       seconds_since_seen AS "silent (s)",
+       dash_rule('health.stale_factor', council, sensor_id) * dash_expected_interval_s(kind)
+           AS "stale after (s)"
   FROM dash_sensor_status
  WHERE stale AND {FILTER}
  ORDER BY last_seen, sensor_id
@@ -87,8 +90,9 @@ def build() -> dashboard.Dashboard:
     summary = [
         p.stat_panel(
             "Fleet",
-            "Sensors that ever reported, reporting now, stale (silent for 3x "
-            f"their interval) and below {LOW_BATTERY_PCT} % battery.",
+            "Sensors that ever reported, reporting now, stale (silent for longer than the "
+            "alert rule's stale factor times their interval) and below "
+            f"{LOW_BATTERY_PCT:g} % battery.",
             COUNTS,
             w=24,
             h=4,
@@ -96,7 +100,12 @@ def build() -> dashboard.Dashboard:
         ),
     ]
     problems = [
-        p.table_panel("Stale sensors", "No reading for 3x the kind's expected interval.", STALE),
+        p.table_panel(
+            "Stale sensors",
+            "No reading for the alert rule's stale factor (health.stale_factor, per council, "
+            "site or sensor) times the kind's expected interval.",
+            STALE,
+        ),
         p.table_panel(
             "Flatlined sensors",
             f"The same value {FLATLINE_COUNT} readings running (up to the end of the time range).",
@@ -104,7 +113,7 @@ def build() -> dashboard.Dashboard:
         ),
         p.bargauge_panel(
             "Lowest batteries",
-            f"Red below {LOW_BATTERY_PCT} %.",
+            f"Red below {LOW_BATTERY_PCT:g} %.",
             BATTERY,
             unit="percent",
             maximum=100,

@@ -5,12 +5,16 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import panels as p
+from rules.thresholds import DEFAULTS
 
 UID = "civicpulse-waste"
 KIND = "waste_bin"
 WHERE = f"kind = '{KIND}' AND council IN ($council) AND sensor_id IN ($site)"
-FILL_COLOURS = [(None, "green"), (50, "yellow"), (80, "orange"), (95, "red")]
-THRESHOLD_PCT = 80  # default of sensor_sites.threshold_pct (thresholds.py fill_threshold_pct)
+# Static display settings: the rules' defaults (thresholds.py). A council's, site's or bin's
+# own collection threshold is in dash_sensor_status.threshold_pct (dash_rule, sql/037).
+THRESHOLD_PCT = float(DEFAULTS["waste.fill_threshold_pct"])
+FIRE_TEMP_C = float(DEFAULTS["waste.fire_temp_c"])
+FILL_COLOURS = [(None, "green"), (50, "yellow"), (THRESHOLD_PCT, "orange"), (95, "red")]
 
 BIN_MAP = f"""
 SELECT s.sensor_id AS bin, s.site, s.ward, f.fill AS "fill %", s.latitude, s.longitude,
@@ -78,7 +82,7 @@ def build() -> dashboard.Dashboard:
         p.geomap_panel(
             "Bins by fill",
             "Latest fill level of each located bin: green < 50 %, "
-            f"yellow, orange ≥ {THRESHOLD_PCT} % (collect), red ≥ 95 %.",
+            f"yellow, orange ≥ {THRESHOLD_PCT:g} % (collect), red ≥ 95 %.",
             BIN_MAP,
             colour_field="fill %",
             colours=FILL_COLOURS,
@@ -88,7 +92,7 @@ def build() -> dashboard.Dashboard:
         p.table_panel(
             "Due today and tomorrow",
             "Bins at or forecast to reach their "
-            "threshold (sensor_sites, default 80 %) by the end of tomorrow, UK "
+            f"threshold (sensor_sites, default {THRESHOLD_PCT:g} %) by the end of tomorrow, UK "
             "time, from the latest bin forecasts (`civicpulse waste forecast`).",
             DUE,
             w=10,
@@ -105,10 +109,10 @@ def build() -> dashboard.Dashboard:
         ),
         p.timeseries_panel(
             "Bin temperature (fire watch)",
-            "Highest temperature per bin; fire risk at 60 °C or a fast rise.",
+            f"Highest temperature per bin; fire risk at {FIRE_TEMP_C:g} °C or a fast rise.",
             TEMPERATURE,
             unit="celsius",
-            limits=[(60, "red")],
+            limits=[(FIRE_TEMP_C, "red")],
         ),
     ]
     fire = [

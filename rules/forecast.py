@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 80.0  # percent fill at which a bin is due (issue 5)
+from rules.thresholds import DEFAULTS
+
+# percent fill at which a bin is due: the collection alert rule's threshold
+DEFAULT_THRESHOLD = float(DEFAULTS["waste.fill_threshold_pct"])
 DEFAULT_MIN_DROP = 20.0  # percentage points a fill must fall, and stay down, to be a collection
 MAX_FIT_POINTS = 600  # Theil–Sen is O(n^2): longer cycles are thinned evenly to this many
 _WINDOW = 3  # reads before a drop whose median it must also undercut (spikes do not count)

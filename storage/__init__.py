@@ -5,6 +5,7 @@ from storage.deadletter_store import DeadLetterStore
 from storage.migrations import Migration, applied_migrations, migrate, pending
 from storage.readings_store import ReadingStore, WriteResult
 from storage.retry import retry_while_unavailable
+from storage.rule_settings import publish_thresholds
 
 __all__ = [
     "DeadLetterStore",
@@ -16,5 +17,6 @@ __all__ = [
     "connect",
     "migrate",
     "pending",
+    "publish_thresholds",
     "retry_while_unavailable",
 ]

@@ -46,6 +46,7 @@ from rules.thresholds import Thresholds, parse_thresholds
 from sensors.reading import Reading
 from storage import alerts_store as db
 from storage import snapshots_store as snaps
+from storage.rule_settings import publish_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Detection:
         self.late_horizon_s = late_horizon_s
         self.snapshot_every_s = snapshot_every_s
         self.stats = DetectionStats()
+        self._published = False  # self.thresholds written to rule_settings (tick)
 
     @classmethod
     def from_file(cls, path: str | Path, *, late_horizon_s: float = 24 * 3600.0) -> Detection:
@@ -279,6 +281,9 @@ class Detection:
         """Wall-clock rules: stale sensors, impossible values from dead letters, quiet
         resolution of event alerts. Engines call it periodically (Faust: ``app.timer``)."""
         db.lock_exclusive(cur)
+        if not self._published:  # once: the dashboards' SQL reads them (sql/037)
+            publish_thresholds(cur, self.thresholds)
+            self._published = True
         self.stats.ticks += 1
         health = db.states_of(cur, "health")
         sites = db.load_sites(cur, (sensor for sensor, _ in health))

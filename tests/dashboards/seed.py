@@ -9,11 +9,12 @@ import psycopg
 
 from civicpulse.reports.waste import forecast_all, store_forecasts
 from rules.alerts import Alert, AlertStatus, Severity
+from rules.thresholds import Thresholds
 from sensors.catalogue import KINDS
 from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
 from simulator.fleet import Fleet
-from storage import migrate
+from storage import migrate, publish_thresholds
 from storage.alerts_store import (
     deliver_due,
     enqueue_notifications,
@@ -202,6 +203,7 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
         letters.close()
     sensors = sorted({r.sensor_id for r in readings + extra})
     with psycopg.connect(url) as conn, conn.cursor() as cur:
+        publish_thresholds(cur, Thresholds())  # what a running engine's first tick does
         for i, sensor_id in enumerate(sensors):
             council = (
                 "edinburgh"
@@ -274,12 +276,18 @@ def seed(url: str, now: datetime | None = None, *, copy: bool = True) -> Seeded:
     with psycopg.connect(url) as conn:  # the webhook outbox: one given up on, one pending
         with conn.cursor() as cur:
             enqueue_notifications(cur, [(a, "opened") for a in saved[:2]])
+            # queued at the seed's "now", not the server's clock: both databases are seeded
+            # minutes apart in a test run, and the undelivered panel shows these times
+            cur.execute(
+                "UPDATE alert_notifications SET created_at = %s, next_attempt_at = %s",
+                (now - timedelta(seconds=1), now - timedelta(seconds=1)),
+            )
         conn.commit()
 
         def refuse(body: dict[str, object]) -> None:
             raise ConnectionRefusedError("seeded receiver is down")
 
-        deliver_due(conn, refuse, datetime.now(UTC) + timedelta(seconds=1), limit=1, max_attempts=1)
+        deliver_due(conn, refuse, now + timedelta(seconds=1), limit=1, max_attempts=1)
     with psycopg.connect(url) as conn:  # what `civicpulse waste forecast` does on its timer
         found, _ = forecast_all(conn, now + timedelta(seconds=1))
         store_forecasts(conn, found)
