@@ -9,285 +9,35 @@ alerts per sensor-day.
 
     python benchmarks/detect_bench.py --database-url postgresql://postgres@127.0.0.1:55432/x
     civicpulse bench detect --database-url ... [--aberdeen ../shared/data/aberdeen-air]
+
+The messages and their replay are in detect_replay.py, the scoring in detect_scoring.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import heapq
-import random
-import statistics
 import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
-
-import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+# the repo root first: the rules, sensors… packages and this folder's helpers as
+# ``benchmarks.detect_*``, whether run as a script or loaded by path (civicpulse bench detect)
 sys.path.insert(0, str(REPO))
 
+from benchmarks.detect_replay import (  # noqa: E402
+    aberdeen_messages,
+    fresh_database,
+    hold_back,
+    replay,
+    scenario_messages,
+)
+from benchmarks.detect_scoring import RuleScore, score  # noqa: E402
 from rules.alerts import RULES  # noqa: E402
 from rules.thresholds import Thresholds  # noqa: E402
-from sensors.catalogue import KINDS  # noqa: E402
-from sensors.intake import route_message  # noqa: E402
-from sensors.reading import Sample  # noqa: E402
-from sensors.topics import SensorAddress, topic_for  # noqa: E402
-from sensors.validation import Limits  # noqa: E402
-from simulator.anomalies import Scenario, ScenarioSpec, build_scenario  # noqa: E402
-from simulator.anomaly_labels import Label  # noqa: E402
-from simulator.fleet import PayloadFormat, encode_samples  # noqa: E402
-from storage import DeadLetterStore, ReadingStore, migrate  # noqa: E402
+from simulator.anomalies import ScenarioSpec, build_scenario  # noqa: E402
 from stream_processors.detection import Detection  # noqa: E402
-from stream_processors.pipeline import ReadingPipeline  # noqa: E402
-
-LIMITS = Limits(max_past=timedelta(days=3650), max_future=timedelta(days=3650))
-
-
-@dataclass(frozen=True, slots=True)
-class Msg:
-    """A message to replay: MQTT topic, payload, event time (and arrival, if held back)."""
-
-    topic: str
-    payload: bytes
-    time: datetime
-    sensor_id: str
-    arrival: datetime | None = None  # None: arrives at its event time
-
-    @property
-    def arrives(self) -> datetime:
-        """When the platform receives it."""
-        return self.arrival or self.time
-
-
-def hold_back(messages: Sequence[Msg], share: float, max_s: float, seed: int) -> list[Msg]:
-    """Messages in arrival order when ``share`` of them arrive 1 min … ``max_s`` late
-    (a device buffering while offline, a redelivery after a crash)."""
-    rng = random.Random(seed)
-    out = []
-    for m in messages:
-        if rng.random() < share:
-            m = replace(m, arrival=m.time + timedelta(seconds=rng.uniform(60.0, max_s)))
-        out.append(m)
-    return sorted(out, key=lambda m: m.arrives)
-
-
-class StoredAlert(NamedTuple):
-    sensor_id: str
-    rule: str
-    opened_at: datetime
-    resolved_at: datetime | None
-    count: int
-    details: dict
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database ``name`` on the server of ``server_url``; return its URL."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_url.rpartition("/")
-    url = f"{base}/{name}"
-    migrate(url)
-    return url
-
-
-def replay(
-    url: str,
-    messages: Sequence[Msg],
-    thresholds: Thresholds,
-    batch_s: float = 1800.0,
-) -> tuple[list[StoredAlert], dict[str, float]]:
-    """Replay ``messages`` (time-ordered) through the pipeline; the tick runs whenever a
-    sensor's silence reaches its stale limit (as an engine ticking every second would)."""
-    sim_now = [messages[0].arrives]
-    pipeline = ReadingPipeline(
-        ReadingStore(url), detection=Detection(thresholds), clock=lambda: sim_now[0]
-    )
-    letters = DeadLetterStore(url)
-    last_seen: dict[str, tuple[float, float]] = {}  # sensor -> (last time, stale after s)
-    started, n_readings, n_letters, ticks = time.perf_counter(), 0, 0, 0
-
-    ticked = messages[0].arrives.timestamp()
-    dues: list[tuple[float, str]] = []  # heap of (instant a silence reaches its limit, sensor)
-
-    def earliest_due() -> float:
-        while dues:
-            d, sid = dues[0]
-            last, after = last_seen[sid]
-            if d != last + after + 1.0 or d <= ticked:
-                heapq.heappop(dues)  # superseded by a later reading, or already ticked
-                continue
-            return d
-        return float("inf")
-
-    def tick_until(t: float) -> None:
-        # Ticks in time order at each instant a sensor's silence reaches its stale limit.
-        nonlocal ticks, ticked
-        due = sorted(
-            {
-                last + after + 1.0
-                for last, after in last_seen.values()
-                if ticked < last + after + 1.0 <= t
-            }
-        )
-        for d in due:
-            pipeline.tick(datetime.fromtimestamp(d, tz=UTC))
-            ticks += 1
-        ticked = max(ticked, t)
-
-    i = 0
-    while i < len(messages):
-        tick_until(messages[i].arrives.timestamp())
-        end = messages[i].arrives + timedelta(seconds=batch_s)
-        batch: list[Msg] = []
-        # A batch ends early where some sensor's silence reaches its limit, so that tick
-        # sees exactly the readings stored before that instant.
-        while (
-            i < len(messages)
-            and messages[i].arrives < end
-            and (not batch or messages[i].arrives.timestamp() < earliest_due())
-        ):
-            m = messages[i]
-            batch.append(m)
-            kind = m.topic.split("/")[2]
-            factor = float(thresholds.for_sensor("aberdeen", m.sensor_id)["health.stale_factor"])
-            newest = max(m.time.timestamp(), last_seen.get(m.sensor_id, (0.0, 0.0))[0])
-            last_seen[m.sensor_id] = (newest, factor * KINDS[kind].expected_interval_s)
-            heapq.heappush(dues, (sum(last_seen[m.sensor_id]) + 1.0, m.sensor_id))
-            i += 1
-        values, dead = [], []
-        for m in batch:
-            routed = route_message(m.topic, m.payload, m.time, LIMITS)
-            values += [v for _, v in routed.readings]
-            if routed.deadletter is not None:
-                dead.append((routed.deadletter, f"bench:{m.sensor_id}:{m.time.isoformat()}"))
-        sim_now[0] = batch[-1].arrives
-        if values:
-            pipeline.process(values)
-            n_readings += len(values)
-        letters.write(dead)
-        n_letters += len(dead)
-        tick_until(sim_now[0].timestamp())
-        pipeline.tick(sim_now[0])
-        ticks += 1
-    tick_until(messages[-1].arrives.timestamp())
-    elapsed = time.perf_counter() - started
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT sensor_id, rule, opened_at, resolved_at, count, details"
-            " FROM alerts ORDER BY opened_at"
-        ).fetchall()
-    # A sensor whose part of the scenario has ended is silent, not stale: drop those alerts.
-    last: dict[str, datetime] = {}
-    for m in messages:
-        last[m.sensor_id] = max(m.time, last.get(m.sensor_id, m.time))
-    alerts = [a for a in map(StoredAlert._make, rows) if a.opened_at <= last[a.sensor_id]]
-    stats = {
-        "readings": n_readings,
-        "dead_letters": n_letters,
-        "ticks": ticks,
-        "seconds": elapsed,
-        "readings_per_s": n_readings / elapsed,
-    }
-    return alerts, stats
-
-
-def rule_window(rule: str, kind: str, label: Label, params: dict) -> float:
-    """How long the rule must wait by its own definition (the delay target is this + 5 s)."""
-    interval = KINDS[kind].expected_interval_s
-    if rule == "sensor_stale":
-        return float(params["health.stale_factor"]) * interval
-    if rule == "sensor_flatline":
-        return (int(params["health.flatline_count"]) - 1) * interval
-    if rule == "energy_out_of_hours":
-        return (int(params["energy.ooh_readings"]) - 1) * interval
-    return label.window_s
-
-
-@dataclass(frozen=True, slots=True)
-class RuleScore:
-    rule: str
-    labels: int
-    alerts: int
-    precision: float
-    recall: float
-    median_delay_s: float | None
-    p95_delay_s: float | None
-    window_s: float  # median of the labels' rule windows
-    median_excess_s: float | None  # median of (delay - that label's window): target <= 5 s
-    per_sensor_day: float
-
-    @property
-    def passed(self) -> bool:
-        return (
-            self.precision >= 0.95
-            and self.recall >= 0.95
-            and (self.median_excess_s is not None and self.median_excess_s <= 5.0)
-        )
-
-
-def score(
-    labels: Sequence[Label],
-    alerts: Sequence[StoredAlert],
-    sensor_days: dict[str, float],
-    thresholds: Thresholds,
-) -> list[RuleScore]:
-    """Per-rule precision, recall and delay; an alert matches a label of its sensor and rule
-    when their intervals overlap (label end + the rule's window + 2 intervals of grace)."""
-    params = thresholds.for_sensor("aberdeen", "")
-    out = []
-    for rule in sorted({lb.rule for lb in labels} | {a.rule for a in alerts}):
-        ls = [lb for lb in labels if lb.rule == rule]
-        al = [a for a in alerts if a.rule == rule]
-        kind = ls[0].kind if ls else "air_quality"
-        matched_alerts: set[int] = set()
-        delays, windows, excess = [], [], []
-        for lb in ls:
-            window = rule_window(rule, lb.kind, lb, params)
-            windows.append(window)
-            grace = window + 2 * KINDS[lb.kind].expected_interval_s + 60
-            hits = [
-                j
-                for j, a in enumerate(al)
-                if a.sensor_id == lb.sensor_id
-                and a.opened_at <= lb.end + timedelta(seconds=grace)
-                and (a.resolved_at is None or a.resolved_at >= lb.start)
-            ]
-            matched_alerts.update(hits)
-            if hits:
-                first = min(al[j].opened_at for j in hits)
-                delays.append(max((first - lb.start).total_seconds(), 0.0))
-                excess.append(delays[-1] - window)
-        kinds_of_rule = {lb.kind for lb in ls} or {kind}
-        days = sum(sensor_days.get(k, 0.0) for k in kinds_of_rule)
-        out.append(
-            RuleScore(
-                rule,
-                len(ls),
-                len(al),
-                len(matched_alerts) / len(al) if al else (1.0 if not ls else 0.0),
-                len(delays) / len(ls) if ls else float("nan"),
-                statistics.median(delays) if delays else None,
-                _p95(delays),
-                statistics.median(windows) if windows else 0.0,
-                statistics.median(excess) if excess else None,
-                len(al) / days if days else 0.0,
-            )
-        )
-    return out
-
-
-def _p95(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def _fmt(x: float | None) -> str:
@@ -306,37 +56,6 @@ def print_scores(scores: Iterable[RuleScore], out: Callable[[str], None] = print
             f"{_fmt(s.median_excess_s):>9}"
             f"{s.per_sensor_day:>10.3f}  {'PASS' if s.passed else 'FAIL'}"
         )
-
-
-def scenario_messages(scenario: Scenario) -> list[Msg]:
-    return [Msg(m.topic, m.payload, m.time, m.sensor_id) for m in scenario.messages]
-
-
-def aberdeen_messages(data_dir: Path) -> tuple[list[Msg], dict[str, float]]:
-    """Sensor.Community SDS011 files (P1 = PM10, P2 = PM2.5) as civicpulse JSON messages."""
-    msgs = []
-    days: dict[str, float] = {}
-    for path in sorted(data_dir.glob("sds011_sensor_*.csv")):
-        sid = "sc-" + path.name.split("_")[2]
-        topic = topic_for(SensorAddress("aberdeen", "air_quality", sid))
-        times = []
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh, delimiter=";"):
-                try:
-                    t = datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC)
-                    samples = (
-                        Sample(metric="pm10", value=float(row["P1"]), time=t),
-                        Sample(metric="pm2_5", value=float(row["P2"]), time=t),
-                    )
-                except (KeyError, ValueError):
-                    continue
-                msgs.append(
-                    Msg(topic, encode_samples(PayloadFormat.CIVICPULSE_JSON, sid, samples), t, sid)
-                )
-                times.append(t)
-        days[sid] = (max(times) - min(times)).total_seconds() / 86400 if times else 0.0
-    msgs.sort(key=lambda m: (m.time, m.sensor_id))
-    return msgs, days
 
 
 def run_aberdeen(
