@@ -28,6 +28,10 @@ _STATES = {
 }
 
 
+# The labelled-scenario bench lives beside the package in a source checkout.
+DETECT_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "detect_bench.py"
+
+
 def _row(alert: Any) -> dict[str, Any]:
     """An alert as the JSON the CLI prints (its ``alert_events`` columns)."""
     from rules.alerts import alert_to_json
@@ -207,7 +211,7 @@ def bench_detect(
     late_max_s: Annotated[float, typer.Option(help="Longest hold-back, seconds")] = 10800.0,
 ) -> None:
     """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_bench.py"
+    path = DETECT_BENCH
     if not path.exists():
         raise fail(f"{path} not found: run from a source checkout of civicpulse")
     spec = importlib.util.spec_from_file_location("civicpulse_detect_bench", path)

@@ -47,3 +47,11 @@ def test_help(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+def test_bench_detect_finds_its_bench_script() -> None:
+    # the layout step moved the CLI one folder down and this path went wrong unnoticed
+    from civicpulse.cli.alerts import DETECT_BENCH
+
+    assert DETECT_BENCH.is_file()
+    assert DETECT_BENCH.parent.name == "benchmarks"
