@@ -13,6 +13,7 @@ import typer
 from civicpulse.cli import alerts as alerts_cli
 from civicpulse.cli import dashboards as dashboards_cli
 from civicpulse.cli import embedded as embedded_cli
+from civicpulse.cli import registry as registry_cli
 from civicpulse.cli import reports as reports_cli
 from civicpulse.cli.console import console, fail
 from civicpulse.cli.options import DatabaseUrl, JsonOutput, KafkaBootstrap, MqttUrl, Sensors
@@ -224,7 +225,7 @@ def simulate(
     console.print(stats)
 
 
-for _commands in (embedded_cli, alerts_cli, reports_cli, dashboards_cli):
+for _commands in (embedded_cli, alerts_cli, reports_cli, dashboards_cli, registry_cli):
     _commands.register(app)
 
 

@@ -1,0 +1,313 @@
+"""``civicpulse councils|devices|accounts``: the device registry (who may log in to the broker).
+
+A secret is printed once, by the command that makes it (``devices add|rotate|import``,
+``accounts add``), and never again: the database keeps only its argon2 hash.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from civicpulse.cli.console import console, fail
+from civicpulse.cli.options import Council, DatabaseUrl, JsonOutput
+from civicpulse.settings import Settings
+from sensors.catalogue import KINDS
+
+T = TypeVar("T")
+
+SensorId = Annotated[str, typer.Argument(help="The device's sensor id (its broker user name)")]
+ONCE = "shown once: store it now, it cannot be shown again (rotate to get a new one)"
+
+
+def _say(text: str) -> None:
+    """One line on stderr, taken literally (names and ids are never markup)."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _run(database_url: str | None, work: Callable[[str], T]) -> T:
+    """``work(url)`` with the registry's errors as one-line failures."""
+    from storage.connection import StoreUnavailable
+    from trust.registry import RegistryError
+
+    url = Settings.load(database_url=database_url).database_url
+    try:
+        return work(url)
+    except StoreUnavailable as exc:
+        raise fail(escape(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?")) from exc
+    except RegistryError as exc:
+        raise fail(escape(str(exc))) from exc
+
+
+def _device_json(device: Any, secret: str | None = None) -> dict[str, Any]:
+    row = {
+        "sensor_id": device.sensor_id,
+        "council": device.council,
+        "kind": device.kind,
+        "site": device.site,
+        "enabled": device.enabled,
+        "personal_data": device.personal_data,
+    }
+    return row if secret is None else {**row, "secret": secret}
+
+
+def _devices_table(devices: list[Any]) -> Table:
+    table = Table("sensor id", "council", "kind", "site", "enabled", "personal data")
+    for d in devices:
+        table.add_row(
+            escape(d.sensor_id),
+            d.council,
+            d.kind,
+            escape(d.site or ""),
+            "yes" if d.enabled else "no",
+            "yes" if d.personal_data else "no",
+        )
+    return table
+
+
+# --- councils ---------------------------------------------------------------------------
+
+
+def councils_add(
+    slug: Annotated[str, typer.Argument(help="Council slug: its MQTT topic level, e.g. leeds")],
+    name: Annotated[str, typer.Option("--name", help="Display name, e.g. 'Leeds City Council'")],
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Register a council (devices are registered under one)."""
+    from storage import registry_store as db
+
+    council = _run(database_url, lambda url: db.add_council(url, slug, name))
+    if as_json:
+        print(json.dumps({"slug": council.slug, "name": council.name}))
+    else:
+        _say(f"registered council {council.slug} ({council.name})")
+
+
+def councils_list(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """List the registered councils."""
+    from storage import registry_store as db
+
+    councils = _run(database_url, db.list_councils)
+    if as_json:
+        print(json.dumps([{"slug": c.slug, "name": c.name} for c in councils]))
+        return
+    table = Table("slug", "name")
+    for c in councils:
+        table.add_row(c.slug, escape(c.name))
+    Console().print(table if councils else "no councils")
+
+
+# --- devices ----------------------------------------------------------------------------
+
+
+def devices_add(
+    sensor_id: SensorId,
+    council: Annotated[str, typer.Option("--council", help="The council it publishes for")],
+    kind: Annotated[
+        str, typer.Option("--kind", help=f"Kind of sensor: {', '.join(sorted(KINDS))}")
+    ],
+    site: Annotated[str | None, typer.Option("--site", help="Where it is installed")] = None,
+    personal_data: Annotated[
+        bool,
+        typer.Option("--personal-data", help="Its readings are personal data (never shared raw)"),
+    ] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Register a device and print its broker secret (once)."""
+    from storage import registry_store as db
+    from trust.registry import Device
+
+    def work(url: str) -> tuple[Any, str]:
+        device = Device(sensor_id, council, kind, site or None, True, personal_data)
+        return device, db.add_device(url, device)
+
+    device, secret = _run(database_url, work)
+    if as_json:
+        print(json.dumps(_device_json(device, secret)))
+        return
+    _say(
+        f"registered device {device.sensor_id} ({device.council}, {device.kind});"
+        f" it logs in as {device.sensor_id} with this secret, {ONCE}:"
+    )
+    print(secret)
+
+
+def devices_list(
+    council: Council = None,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """List registered devices (never their secrets)."""
+    from storage import registry_store as db
+
+    devices = _run(database_url, lambda url: db.list_devices(url, council))
+    if as_json:
+        print(json.dumps([_device_json(d) for d in devices]))
+        return
+    Console().print(_devices_table(devices) if devices else "no devices")
+
+
+def _switch(sensor_id: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
+    from storage import registry_store as db
+
+    change = db.enable_device if enabled else db.disable_device
+    device = _run(database_url, lambda url: change(url, sensor_id))
+    if as_json:
+        print(json.dumps(_device_json(device)))
+    else:
+        state = "enabled" if enabled else "disabled (it can no longer log in or publish)"
+        _say(f"device {device.sensor_id} is {state}")
+
+
+def devices_disable(
+    sensor_id: SensorId, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Disable a device: it stays registered but can no longer log in or publish."""
+    _switch(sensor_id, False, database_url, as_json)
+
+
+def devices_enable(
+    sensor_id: SensorId, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Enable a disabled device again (with its current secret)."""
+    _switch(sensor_id, True, database_url, as_json)
+
+
+def devices_rotate(
+    sensor_id: SensorId, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Give a device a new secret and print it (once); the old secret stops working."""
+    from storage import registry_store as db
+
+    secret = _run(database_url, lambda url: db.rotate_secret(url, sensor_id))
+    if as_json:
+        print(json.dumps({"sensor_id": sensor_id, "secret": secret}))
+        return
+    _say(f"new secret for device {sensor_id}, {ONCE}:")
+    print(secret)
+
+
+def devices_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with the header sensor_id,council,kind,site,personal_data"
+            " (site and personal_data optional)",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Register every device of a CSV file, or none if any row is bad.
+
+    Prints each new device's secret once, as CSV (sensor_id,secret) on stdout.
+    """
+    from storage import registry_store as db
+
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(escape(f"cannot read {file}: {exc}")) from exc
+
+    def work(url: str) -> list[tuple[Any, str]]:
+        try:
+            return db.import_devices(url, db.read_device_csv(text.splitlines(keepends=True)))
+        except db.ImportRejected as exc:
+            for problem in exc.problems:
+                console.print(f"[bold red]error:[/] {escape(f'{file} {problem}')}", soft_wrap=True)
+            n = len(exc.problems)
+            raise fail(
+                escape(f"{file}: {n} bad row{'s' if n > 1 else ''}, nothing was imported")
+            ) from exc
+
+    imported = _run(database_url, work)
+    if as_json:
+        print(json.dumps([_device_json(d, s) for d, s in imported]))
+        return
+    if not imported:
+        _say(f"{file} has no devices: nothing to import")
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["sensor_id", "secret"])
+    for device, secret in imported:
+        writer.writerow([device.sensor_id, secret])
+    _say(f"imported {len(imported)} device(s); their secrets are above, {ONCE}")
+
+
+# --- service accounts -------------------------------------------------------------------
+
+
+def accounts_add(
+    name: Annotated[str, typer.Argument(help="Account name (its broker user name)")],
+    role: Annotated[str, typer.Option("--role", help="ingest (the bridge) or engine")],
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Register a service account (bridge or engine) and print its secret (once)."""
+    from storage import registry_store as db
+    from trust.registry import ServiceAccount, ServiceRole
+
+    if role not in db.ROLES:
+        raise fail(escape(f"--role must be one of {', '.join(db.ROLES)}, not {role!r}"))
+    account = ServiceAccount(name, cast(ServiceRole, role))
+    secret = _run(database_url, lambda url: db.add_service_account(url, account))
+    if as_json:
+        print(json.dumps({"name": name, "role": role, "secret": secret}))
+        return
+    _say(f"registered {role} account {name}; it logs in as {name} with this secret, {ONCE}:")
+    print(secret)
+
+
+def accounts_list(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """List the service accounts (never their secrets)."""
+    from storage import registry_store as db
+
+    accounts = _run(database_url, db.list_service_accounts)
+    if as_json:
+        print(json.dumps([{"name": a.name, "role": a.role} for a in accounts]))
+        return
+    table = Table("name", "role")
+    for a in accounts:
+        table.add_row(escape(a.name), a.role)
+    Console().print(table if accounts else "no service accounts")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``councils``, ``devices`` and ``accounts`` to the command line."""
+    councils = typer.Typer(help="Councils: the registry's top level.", no_args_is_help=True)
+    councils.command("add")(councils_add)
+    councils.command("list")(councils_list)
+    app.add_typer(councils, name="councils")
+    devices = typer.Typer(
+        help="Devices: register, list, disable, enable, rotate secrets, import a CSV.",
+        no_args_is_help=True,
+    )
+    devices.command("add")(devices_add)
+    devices.command("list")(devices_list)
+    devices.command("disable")(devices_disable)
+    devices.command("enable")(devices_enable)
+    devices.command("rotate")(devices_rotate)
+    devices.command("import")(devices_import)
+    app.add_typer(devices, name="devices")
+    accounts = typer.Typer(
+        help="Service accounts: the bridge and engines that log in to the broker.",
+        no_args_is_help=True,
+    )
+    accounts.command("add")(accounts_add)
+    accounts.command("list")(accounts_list)
+    app.add_typer(accounts, name="accounts")
