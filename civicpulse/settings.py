@@ -10,7 +10,10 @@ from typing import Any
 
 import platformdirs
 
+from trust import AuthMode
+
 PREFIX = "CIVICPULSE_"
+AUTH_MODES = tuple(mode.value for mode in AuthMode)  # auto, required, off
 
 
 def _default_data_dir() -> str:
@@ -130,7 +133,18 @@ class Settings:
         default_factory=_default_data_dir,
         metadata={"doc": "Embedded mode: where its PostgreSQL keeps its data"},
     )
+    auth: str = field(
+        default="auto",
+        metadata={
+            "doc": "Embedded broker device authentication: auto (anonymous clients only while "
+            "it listens on loopback), required, or off"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Logging level"})
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"{PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

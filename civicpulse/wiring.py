@@ -10,7 +10,7 @@ from civicpulse.settings import Settings
 if TYPE_CHECKING:
     import faust
 
-    from embedded import EmbeddedEngine
+    from embedded import DirectoryLoader, EmbeddedEngine
     from ingest.bridge import Bridge
     from sensors.mqtt_url import BrokerUrl
     from sensors.validation import Limits
@@ -69,6 +69,7 @@ def build_embedded_engine(
     from pathlib import Path
 
     from embedded import EmbeddedConfig, EmbeddedEngine
+    from trust import AuthMode
 
     return EmbeddedEngine(
         EmbeddedConfig(
@@ -84,8 +85,28 @@ def build_embedded_engine(
             session_expiry_s=settings.mqtt_session_expiry_s,
             thresholds_file=settings.thresholds_file,
             late_horizon_s=settings.late_horizon_hours * 3600.0,
-        )
+            auth=AuthMode(settings.auth),
+        ),
+        directory_loader=build_directory_loader(),
     )
+
+
+def build_directory_loader() -> DirectoryLoader:
+    """Database URL → a snapshot of the device registry, for the broker's auth and ingest."""
+    try:
+        from storage.registry_store import load_directory
+    except ImportError:
+        # TODO(registry): storage/registry_store.py (load_directory, written alongside) is
+        # missing from this tree: until it is, nobody is registered, so only anonymous
+        # clients get in (auth auto on loopback, or off). Drop this fallback once it lands.
+        from embedded import empty_directory
+
+        logging.getLogger(__name__).warning(
+            "storage.registry_store is not available: the device registry is empty"
+        )
+        return empty_directory
+    loader: DirectoryLoader = load_directory
+    return loader
 
 
 def build_storage_policy(settings: Settings) -> StoragePolicy:

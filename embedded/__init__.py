@@ -1,5 +1,13 @@
 """The embedded engine: in-process MQTT broker, durable group commit, embedded PostgreSQL."""
 
+from embedded.auth import (
+    DirectoryAuthPlugin,
+    DirectoryLoader,
+    DirectoryRefresher,
+    DirectoryTopicPlugin,
+    Gate,
+    empty_directory,
+)
 from embedded.broker import DurableBroker, DurableHandler, broker_config
 from embedded.committer import (
     CommitStats,
@@ -13,16 +21,22 @@ from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
 
 __all__ = [
     "CommitStats",
+    "DirectoryAuthPlugin",
+    "DirectoryLoader",
+    "DirectoryRefresher",
+    "DirectoryTopicPlugin",
     "DurableBroker",
     "DurableHandler",
     "EmbeddedConfig",
     "EmbeddedEngine",
     "EmbeddedPostgres",
     "EngineStopped",
+    "Gate",
     "GroupCommitter",
     "ListenError",
     "NotStored",
     "broker_config",
     "deadletter_ref",
+    "empty_directory",
     "start_embedded_postgres",
 ]

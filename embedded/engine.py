@@ -12,15 +12,18 @@ from pathlib import Path
 
 from amqtt.errors import BrokerError
 
+from embedded.auth import DirectoryLoader, DirectoryRefresher, Gate, empty_directory
 from embedded.broker import DurableBroker, broker_config
 from embedded.committer import GroupCommitter
 from embedded.external import ExternalSubscriber
 from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
 from sensors.errors import CivicPulseError
-from sensors.intake import Routed, route_message
+from sensors.intake import Authorize, Routed, route_message
+from sensors.mqtt_url import BrokerUrl
 from sensors.validation import Limits
 from storage import DeadLetterStore, ReadingStore, migrate
 from stream_processors.detection import Detection
+from trust import AuthMode
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +56,54 @@ class EmbeddedConfig:
     session_expiry_s: int = 86400
     thresholds_file: str = ""  # alert thresholds (TOML); empty: built-in defaults
     late_horizon_s: float = 86400.0  # late readings within this still reach the alert rules
+    auth: AuthMode = AuthMode.AUTO  # anonymous clients only on a loopback listener
+    directory_refresh_s: float = 2.0  # how often the device registry is reloaded
 
 
-def _route(limits: Limits, topic: str, payload: bytes, received_at: datetime) -> Routed:
-    return route_message(topic, payload, received_at, limits)
+def _route(
+    limits: Limits, authorize: Authorize | None, topic: str, payload: bytes, received_at: datetime
+) -> Routed:
+    return route_message(topic, payload, received_at, limits, authorize)
 
 
 class EmbeddedEngine:
     """Start with :meth:`start`, stop with :meth:`stop`; ``mqtt_url``/``database_url`` say where."""
 
-    def __init__(self, config: EmbeddedConfig) -> None:
+    def __init__(
+        self, config: EmbeddedConfig, directory_loader: DirectoryLoader = empty_directory
+    ) -> None:
+        """``directory_loader`` turns the database URL into a registry snapshot; it is called
+        once at start (after the migrations) and then every ``directory_refresh_s``."""
         self.config = config
+        self.gate = Gate(config.auth, [self._listener_host()])
+        self._directory_loader = directory_loader
+        self._refresher: DirectoryRefresher | None = None
         self._committer: GroupCommitter | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._broker: DurableBroker | None = None
         self._external: ExternalSubscriber | None = None
         self._stores: tuple[ReadingStore, DeadLetterStore] | None = None
         self.database_url = config.database_url or ""
+
+    def _listener_host(self) -> str:
+        """Where devices connect: the embedded listener, or the external broker's host."""
+        if self.config.external_mqtt_url:
+            try:
+                return BrokerUrl.parse(self.config.external_mqtt_url).host
+            except ValueError:
+                return ""  # not loopback: auto then refuses anonymous clients
+        return self.config.mqtt_host
+
+    def auth_banner(self) -> str:
+        """What the start-up banner says about device authentication, in one line."""
+        if not self.config.external_mqtt_url:
+            return self.gate.describe()
+        ingest = (
+            "every device's messages accepted"
+            if self.gate.anonymous
+            else "messages of unknown or disabled devices dead-lettered"
+        )
+        return f"{self.gate.mode.value} — the external broker authenticates; {ingest}"
 
     @property
     def mqtt_url(self) -> str:
@@ -106,10 +140,20 @@ class EmbeddedEngine:
         applied = await asyncio.to_thread(migrate, self.database_url)
         if applied:
             log.info("applied migrations: %s", ", ".join(m.name for m in applied))
+        url = self.database_url
+        self._refresher = DirectoryRefresher(
+            self.gate, lambda: self._directory_loader(url), c.directory_refresh_s
+        )
+        await asyncio.to_thread(self._refresher.refresh)  # the first connection sees it
+        self._refresher.start()
+        # A message that reaches ingest although its device may not publish (an open external
+        # broker, or a device disabled in flight) is dead-lettered, unless anonymous clients
+        # are let in anyway (auto on loopback, off): then anything goes, as before.
+        authorize = None if self.gate.anonymous else self.gate.refusal
         self._stores = (ReadingStore(self.database_url), DeadLetterStore(self.database_url))
         self._committer = GroupCommitter(
             *self._stores,
-            partial(_route, c.limits),
+            partial(_route, c.limits, authorize),
             max_readings=c.batch_size,
             window_s=c.window_s,
             detection=Detection.configured(c.thresholds_file, c.late_horizon_s),
@@ -127,7 +171,9 @@ class EmbeddedEngine:
             self._external.start()
             log.info("embedded engine: external MQTT %s → %s", self.mqtt_url, self.database_url)
             return
-        self._broker = DurableBroker(broker_config(c.mqtt_host, c.mqtt_port), self._committer)
+        self._broker = DurableBroker(
+            broker_config(c.mqtt_host, c.mqtt_port, self.gate), self._committer
+        )
         try:
             await self._broker.start()
         except BrokerError as exc:
@@ -142,6 +188,8 @@ class EmbeddedEngine:
             await asyncio.to_thread(self._external.stop)
         if self._broker is not None:
             await self._broker.shutdown()
+        if self._refresher is not None:
+            await asyncio.to_thread(self._refresher.stop)
         if self._stores is not None:
             for store in self._stores:
                 store.close()

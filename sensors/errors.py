@@ -25,6 +25,8 @@ class RejectReason(StrEnum):
     SENML_MUST_UNDERSTAND = "senml_must_understand"
     EMPTY = "empty"
     INTERNAL_ERROR = "internal_error"  # a decoder bug: the message is kept, never dropped
+    UNKNOWN_DEVICE = "unknown_device"  # auth on: no registered device owns the topic
+    DEVICE_DISABLED = "device_disabled"  # auth on: the topic's device is disabled
 
 
 class CivicPulseError(Exception):

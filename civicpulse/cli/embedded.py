@@ -21,6 +21,7 @@ from civicpulse.cli.console import fail
 from civicpulse.cli.options import EmbeddedDatabaseUrl, MqttUrl, Sensors
 from civicpulse.settings import Settings
 from civicpulse.wiring import configure_logging
+from trust import AuthMode
 
 if TYPE_CHECKING:
     from embedded import EmbeddedEngine
@@ -39,13 +40,31 @@ BatchSize = Annotated[
 ]
 
 
+Auth = Annotated[
+    AuthMode | None,
+    typer.Option(
+        "--auth",
+        case_sensitive=False,
+        help="Device authentication at the broker: auto (anonymous clients only while it listens on loopback), required, off (env CIVICPULSE_AUTH)",
+    ),
+]
+
+
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}  # noqa: S104 - bind choice
 
 
-def _settings(mqtt_url: str | None, data_dir: Path | None, batch_size: int | None) -> Settings:
-    settings = Settings.load(
-        mqtt_url=mqtt_url, data_dir=str(data_dir) if data_dir else None, batch_size=batch_size
-    )
+def _settings(
+    mqtt_url: str | None, data_dir: Path | None, batch_size: int | None, auth: str | None = None
+) -> Settings:
+    try:
+        settings = Settings.load(
+            mqtt_url=mqtt_url,
+            data_dir=str(data_dir) if data_dir else None,
+            batch_size=batch_size,
+            auth=auth,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
     configure_logging(settings)
     for noisy in ("amqtt", "transitions", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -98,7 +117,14 @@ def _serve(
             if engine.embedded_database
             else "external"
         )
+        if engine.gate.mode is AuthMode.OFF:
+            console.print(
+                "warning: auth off — anyone may connect and publish to any topic;"
+                " use it only on a closed test network",
+                soft_wrap=True,
+            )
         print(f"MQTT broker  {engine.mqtt_url}  (QoS 1 to civicpulse/<council>/<kind>/<sensor>)")
+        print(f"Auth         {engine.auth_banner()}")
         print(f"PostgreSQL   psql '{engine.database_url}'  ({db})")
         print("ready — Ctrl-C to stop", flush=True)
         side = asyncio.ensure_future(during(stopped)) if during else None
@@ -130,12 +156,13 @@ def run(
             help="Subscribe to the broker at --mqtt-url (e.g. Mosquitto) instead of embedding one; acks after commit",
         ),
     ] = False,
+    auth: Auth = None,
 ) -> None:
     """Run the platform on this machine: embedded MQTT broker, stream engine and PostgreSQL.
 
     The broker listens at --mqtt-url (with --external-broker: subscribes to it).
     """
-    settings = _settings(mqtt_url, data_dir, batch_size)
+    settings = _settings(mqtt_url, data_dir, batch_size, auth.value if auth else None)
     _serve(_engine(settings, database_url, external_broker))
 
 
@@ -156,7 +183,7 @@ def demo(
     database_url: EmbeddedDatabaseUrl = None,
 ) -> None:
     """Run plus a simulated fleet publishing to it, with a live view of what is stored."""
-    settings = _settings(mqtt_url, data_dir, None)
+    settings = _settings(mqtt_url, data_dir, None, AuthMode.AUTO.value)  # the fleet is anonymous
     engine = _engine(settings, database_url)
 
     async def simulate_and_show(stopped: threading.Event) -> None:
