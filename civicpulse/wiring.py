@@ -93,18 +93,8 @@ def build_embedded_engine(
 
 def build_directory_loader() -> DirectoryLoader:
     """Database URL → a snapshot of the device registry, for the broker's auth and ingest."""
-    try:
-        from storage.registry_store import load_directory
-    except ImportError:
-        # TODO(registry): storage/registry_store.py (load_directory, written alongside) is
-        # missing from this tree: until it is, nobody is registered, so only anonymous
-        # clients get in (auth auto on loopback, or off). Drop this fallback once it lands.
-        from embedded import empty_directory
+    from storage.registry_store import load_directory
 
-        logging.getLogger(__name__).warning(
-            "storage.registry_store is not available: the device registry is empty"
-        )
-        return empty_directory
     loader: DirectoryLoader = load_directory
     return loader
 
