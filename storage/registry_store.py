@@ -1,11 +1,13 @@
-"""The device registry in PostgreSQL (sql/038): councils, devices and service accounts.
+"""The device registry in PostgreSQL (sql/038, 039): councils, devices and service accounts.
 
 Every device and service account has a broker secret: ``secrets.token_urlsafe(24)``,
-returned once by the call that makes it (add, rotate, import) and stored only as its argon2
-hash. Functions take a database URL (one connection and one transaction per call) or an open
-connection (their work runs in a transaction, or a savepoint, of it). Whatever the database
-refuses comes back as a one-line :class:`trust.RegistryError`; an outage as
-:class:`storage.connection.StoreUnavailable`.
+returned once by the call that makes it (add, rotate, import) and stored only hashed: its
+argon2 hash (what civicpulse checks) and its broker hash, the same secret in Mosquitto's
+password-file format (trust/mosquitto.py; what ``civicpulse devices sync`` writes out, as
+Mosquitto cannot check argon2). Functions take a database URL (one connection and one
+transaction per call) or an open connection (their work runs in a transaction, or a
+savepoint, of it). Whatever the database refuses comes back as a one-line
+:class:`trust.RegistryError`; an outage as :class:`storage.connection.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from psycopg import errors
 from sensors.topics import SENSOR_ID_PATTERN
 from storage.connection import StoreUnavailable, connect
 from trust.directory import StaticDirectory
+from trust.mosquitto import SALT_BYTES, BrokerFiles, broker_hash
+from trust.mosquitto import render as render_broker_files
 from trust.registry import Council, Device, RegistryError, ServiceAccount, check_council_slug
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,17 @@ def new_secret() -> str:
 def hash_secret(secret: str) -> str:
     """The argon2id hash stored in place of ``secret``."""
     return _HASHER.hash(secret)
+
+
+def hash_for_broker(secret: str) -> str:
+    """The Mosquitto ``$7$`` hash (PBKDF2-SHA512, fresh salt) also stored for ``secret``."""
+    return broker_hash(secret, secrets.token_bytes(SALT_BYTES))
+
+
+def hashed(secret: str) -> tuple[str, str]:
+    """The two hashes stored for ``secret``: argon2 (``secret_hash``), Mosquitto's
+    (``broker_hash``)."""
+    return hash_secret(secret), hash_for_broker(secret)
 
 
 def verify_secret(stored_hash: str, secret: str) -> bool:
@@ -168,9 +183,10 @@ def _insert_devices(cur: psycopg.Cursor[Any], devices: Sequence[Device]) -> list
     """Insert ``devices`` with fresh secrets; returns the plain secrets, in order."""
     plain = [new_secret() for _ in devices]
     cur.executemany(
-        f"INSERT INTO devices ({_DEVICE_COLUMNS}, secret_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO devices ({_DEVICE_COLUMNS}, secret_hash, broker_hash)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         [
-            (d.sensor_id, d.council, d.kind, d.site, d.enabled, d.personal_data, hash_secret(s))
+            (d.sensor_id, d.council, d.kind, d.site, d.enabled, d.personal_data, *hashed(s))
             for d, s in zip(devices, plain, strict=True)
         ],
     )
@@ -187,7 +203,7 @@ def _translate_device_error(exc: RegistryError, device: Device) -> RegistryError
 
 
 def add_device(db: Db, device: Device) -> str:
-    """Register ``device``; returns its new secret (stored only as an argon2 hash)."""
+    """Register ``device``; returns its new secret (stored only hashed)."""
     try:
         with _cursor(db, f"adding device {device.sensor_id!r}") as cur:
             _lock(cur)
@@ -259,8 +275,9 @@ def rotate_secret(db: Db, sensor_id: str) -> str:
     secret = new_secret()
     with _cursor(db, f"rotating the secret of device {sensor_id!r}") as cur:
         cur.execute(
-            "UPDATE devices SET secret_hash = %s, updated_at = now() WHERE sensor_id = %s",
-            (hash_secret(secret), sensor_id),
+            "UPDATE devices SET secret_hash = %s, broker_hash = %s, updated_at = now()"
+            " WHERE sensor_id = %s",
+            (*hashed(secret), sensor_id),
         )
         if cur.rowcount != 1:
             raise RegistryError(f"no device {sensor_id!r} is registered")
@@ -380,13 +397,27 @@ def add_service_account(db: Db, account: ServiceAccount) -> str:
                     " log in with it"
                 )
             cur.execute(
-                "INSERT INTO service_accounts (name, role, secret_hash) VALUES (%s, %s, %s)",
-                (account.name, account.role, hash_secret(secret)),
+                "INSERT INTO service_accounts (name, role, secret_hash, broker_hash)"
+                " VALUES (%s, %s, %s, %s)",
+                (account.name, account.role, *hashed(secret)),
             )
     except RegistryError as exc:
         if isinstance(exc.__cause__, errors.UniqueViolation):
             raise RegistryError(f"service account {account.name!r} is already registered") from exc
         raise
+    return secret
+
+
+def rotate_account_secret(db: Db, name: str) -> str:
+    """Give a service account a new secret (returned once); the old one stops working."""
+    secret = new_secret()
+    with _cursor(db, f"rotating the secret of service account {name!r}") as cur:
+        cur.execute(
+            "UPDATE service_accounts SET secret_hash = %s, broker_hash = %s WHERE name = %s",
+            (*hashed(secret), name),
+        )
+        if cur.rowcount != 1:
+            raise RegistryError(f"no service account {name!r} is registered")
     return secret
 
 
@@ -432,3 +463,36 @@ def load_directory(conninfo: Db) -> StaticDirectory:
         hashes=MappingProxyType(hashes),
         verify=verify_secret,
     )
+
+
+# --- Mosquitto's files ------------------------------------------------------------------
+
+
+def load_broker_files(db: Db) -> BrokerFiles:
+    """Mosquitto's password file and ACL for the registry as it is now (one statement, so
+    one snapshot). A device row the model no longer accepts is left out with a warning, as
+    in :func:`load_directory`: it cannot log in.
+    """
+    devices: list[Device] = []
+    accounts: list[ServiceAccount] = []
+    hashes: dict[str, str] = {}
+    with _cursor(db, "reading the registry for Mosquitto") as cur:
+        cur.execute(
+            f"SELECT {_DEVICE_COLUMNS}, NULL, broker_hash FROM devices"
+            " UNION ALL SELECT name, NULL, NULL, NULL, NULL, NULL, role, broker_hash"
+            " FROM service_accounts"
+        )
+        rows = cur.fetchall()
+    for *columns, role, stored in rows:
+        name = columns[0]
+        if role is not None:
+            accounts.append(ServiceAccount(name, role))
+        else:
+            try:
+                devices.append(_row_to_device(columns))
+            except RegistryError as exc:
+                log.warning("registry: device %r left out of Mosquitto's files: %s", name, exc)
+                continue
+        if stored is not None:
+            hashes[name] = stored
+    return render_broker_files(devices, accounts, hashes)

@@ -14,6 +14,7 @@ from trust.agreements import (
 )
 from trust.auth_policy import AuthMode, anonymous_allowed, is_loopback
 from trust.directory import Directory, StaticDirectory, Verify
+from trust.mosquitto import BrokerFiles, broker_hash, check_broker_hash, is_broker_hash
 from trust.registry import (
     Council,
     Device,
@@ -33,6 +34,7 @@ __all__ = [
     "Agreement",
     "AgreementError",
     "AuthMode",
+    "BrokerFiles",
     "Council",
     "Device",
     "Directory",
@@ -45,9 +47,12 @@ __all__ = [
     "StaticDirectory",
     "Verify",
     "anonymous_allowed",
+    "broker_hash",
+    "check_broker_hash",
     "check_council_slug",
     "covers",
     "device_topic",
+    "is_broker_hash",
     "is_loopback",
     "may_publish",
     "may_subscribe",

@@ -1,15 +1,20 @@
 """``civicpulse councils|devices|accounts``: the device registry (who may log in to the broker).
 
 A secret is printed once, by the command that makes it (``devices add|rotate|import``,
-``accounts add``), and never again: the database keeps only its argon2 hash.
+``accounts add|rotate``), and never again: the database keeps only its hashes (argon2, and
+Mosquitto's own ``$7$`` hash, which ``devices sync`` writes into Mosquitto's password file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -249,6 +254,150 @@ def devices_import(
     _say(f"imported {len(imported)} device(s); their secrets are above, {ONCE}")
 
 
+# --- Mosquitto's files ------------------------------------------------------------------
+
+FILE_MODE = 0o600  # both files: the password hashes, and the whole fleet's inventory
+
+
+def _reload_target(value: str) -> int:
+    """The process id in ``value`` (a number, or a pid file such as Mosquitto's pid_file)."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        pid = int(text)
+    else:
+        try:
+            content = Path(value).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise fail(escape(f"--reload-pid: cannot read the pid file {value}: {why}")) from exc
+        if not (content.isascii() and content.isdigit()):
+            raise fail(escape(f"--reload-pid: {value} does not hold a process id"))
+        pid = int(content)
+    if pid <= 0:  # 0 and -1 would signal process groups, never one broker
+        raise fail(escape(f"--reload-pid: {pid} is not a process id"))
+    comm = Path(f"/proc/{pid}/comm")
+    if Path("/proc/self/comm").exists():  # Linux: make sure it is a mosquitto
+        try:
+            name = comm.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise fail(escape(f"--reload-pid: no process {pid} is running")) from None
+        except OSError:
+            name = "mosquitto"  # cannot tell: the signal itself will say
+        if name != "mosquitto":
+            raise fail(escape(f"--reload-pid: process {pid} is {name!r}, not mosquitto"))
+    return pid
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` by a temporary file in the same directory and a rename, so
+    Mosquitto never reads half a file. The new file is mode 0600 and keeps the owner and
+    group of the file it replaces (Mosquitto may run as its own user)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            with contextlib.suppress(FileNotFoundError):
+                old = path.stat()
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself on disk
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _names(names: Sequence[str], shown: int = 10) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def devices_sync(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Directory for Mosquitto's password file (passwd) and ACL (acl); made if missing",
+        ),
+    ],
+    reload_pid: Annotated[
+        str | None,
+        typer.Option(
+            "--reload-pid",
+            help="Then send SIGHUP to this mosquitto so it reloads them: a pid, or a pid file",
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Write Mosquitto's password file and ACL from the registry (and have it reload them).
+
+    A device may publish only to its own topic, an account only read; disabled ones are out.
+    """
+    from storage import registry_store as db
+
+    pid = None if reload_pid is None else _reload_target(reload_pid)
+    files = _run(database_url, db.load_broker_files)
+    passwd, acl = out / "passwd", out / "acl"
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_atomically(passwd, files.passwd)
+        _write_atomically(acl, files.acl)
+    except OSError as exc:
+        raise fail(escape(f"cannot write Mosquitto's files in {out}: {exc}")) from exc
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except OSError as exc:
+            raise fail(
+                escape(f"wrote {passwd} and {acl}, but could not signal process {pid}: {exc}")
+            ) from exc
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "passwd": str(passwd),
+                    "acl": str(acl),
+                    "devices": list(files.devices),
+                    "accounts": list(files.accounts),
+                    "disabled": list(files.disabled),
+                    "without_hash": list(files.without_hash),
+                    "bad_names": list(files.bad_names),
+                    "reloaded_pid": pid,
+                }
+            )
+        )
+        return
+    _say(
+        f"wrote {passwd} and {acl}: {len(files.devices)} device(s),"
+        f" {len(files.accounts)} service account(s)"
+        + (f"; {len(files.disabled)} disabled device(s) left out" if files.disabled else "")
+    )
+    if files.without_hash:
+        _say(
+            f"warning: no Mosquitto hash (made before migration 039), so they cannot log in to"
+            f" Mosquitto until given a new secret (devices rotate, accounts rotate):"
+            f" {_names(files.without_hash)}"
+        )
+    if files.bad_names:
+        _say(
+            f"warning: a ':' cannot be in a Mosquitto user name, so these cannot log in:"
+            f" {_names(files.bad_names)}"
+        )
+    if pid is not None:
+        _say(f"sent SIGHUP to mosquitto (pid {pid}): it reloads both files")
+
+
 # --- service accounts -------------------------------------------------------------------
 
 
@@ -273,6 +422,22 @@ def accounts_add(
     print(secret)
 
 
+def accounts_rotate(
+    name: Annotated[str, typer.Argument(help="Account name (its broker user name)")],
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Give a service account a new secret and print it (once); the old one stops working."""
+    from storage import registry_store as db
+
+    secret = _run(database_url, lambda url: db.rotate_account_secret(url, name))
+    if as_json:
+        print(json.dumps({"name": name, "secret": secret}))
+        return
+    _say(f"new secret for service account {name}, {ONCE}:")
+    print(secret)
+
+
 def accounts_list(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
     """List the service accounts (never their secrets)."""
     from storage import registry_store as db
@@ -294,7 +459,8 @@ def register(app: typer.Typer) -> None:
     councils.command("list")(councils_list)
     app.add_typer(councils, name="councils")
     devices = typer.Typer(
-        help="Devices: register, list, disable, enable, rotate secrets, import a CSV.",
+        help="Devices: register, list, disable, enable, rotate secrets, import a CSV, and sync"
+        " Mosquitto's password file and ACL.",
         no_args_is_help=True,
     )
     devices.command("add")(devices_add)
@@ -303,6 +469,7 @@ def register(app: typer.Typer) -> None:
     devices.command("enable")(devices_enable)
     devices.command("rotate")(devices_rotate)
     devices.command("import")(devices_import)
+    devices.command("sync")(devices_sync)
     app.add_typer(devices, name="devices")
     accounts = typer.Typer(
         help="Service accounts: the bridge and engines that log in to the broker.",
@@ -310,4 +477,5 @@ def register(app: typer.Typer) -> None:
     )
     accounts.command("add")(accounts_add)
     accounts.command("list")(accounts_list)
+    accounts.command("rotate")(accounts_rotate)
     app.add_typer(accounts, name="accounts")

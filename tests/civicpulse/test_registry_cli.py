@@ -121,6 +121,16 @@ def test_councils_devices_and_accounts_round_trip(db: list[str]) -> None:
     assert r.exit_code != 0 and "--role must be one of ingest, engine" in r.output
     r = cli("accounts", "list", "--json", *db)
     assert json.loads(r.stdout) == [{"name": "bridge-1", "role": "ingest"}]
+    r = cli("accounts", "rotate", "bridge-1", "--json", *db)
+    assert r.exit_code == 0, r.output
+    rotated = json.loads(r.stdout)
+    assert rotated["name"] == "bridge-1" and rotated["secret"] != account["secret"]
+    directory = reg.load_directory(url)
+    assert directory.authenticate("bridge-1", account["secret"]) is None
+    assert directory.authenticate("bridge-1", rotated["secret"]) is not None
+    r = cli("accounts", "rotate", "ghost", *db)
+    assert r.exit_code == 1
+    assert r.output.strip() == "error: no service account 'ghost' is registered"
 
 
 GOOD = """sensor_id,council,kind,site,personal_data

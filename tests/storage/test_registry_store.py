@@ -1,4 +1,5 @@
-"""The device registry in PostgreSQL (sql/038, storage/registry_store.py) on a real database."""
+"""The device registry in PostgreSQL (sql/038, 039, storage/registry_store.py) on a real
+database."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from storage import migrate
 from storage import registry_store as reg
 from storage.connection import StoreUnavailable
-from trust import Council, Device, RegistryError, ServiceAccount
+from trust import Council, Device, RegistryError, ServiceAccount, check_broker_hash
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,15 @@ def hashes(url: str) -> dict[str, str]:
         rows = conn.execute(
             "SELECT sensor_id, secret_hash FROM devices"
             " UNION ALL SELECT name, secret_hash FROM service_accounts"
+        ).fetchall()
+    return dict(rows)
+
+
+def broker_hashes(url: str) -> dict[str, str | None]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT sensor_id, broker_hash FROM devices"
+            " UNION ALL SELECT name, broker_hash FROM service_accounts"
         ).fetchall()
     return dict(rows)
 
@@ -235,3 +245,66 @@ def test_outages_and_missing_tables_are_one_line_errors(fresh_db: str) -> None:
         reg.list_devices("postgresql://postgres@127.0.0.1:1/nowhere")
     with pytest.raises(RegistryError, match="registry tables are missing"):
         reg.list_councils(fresh_db)  # not migrated
+
+
+def test_every_new_secret_also_gets_a_mosquitto_hash(db: str) -> None:
+    reg.add_council(db, "aberdeen", "Aberdeen City Council")
+    secrets = {"bin-0042": reg.add_device(db, BIN)}
+    imported = reg.import_devices(db, reg.read_device_csv(io.StringIO(GOOD_CSV)))
+    secrets |= {d.sensor_id: s for d, s in imported}
+    secrets["bridge-1"] = reg.add_service_account(db, ServiceAccount("bridge-1", "ingest"))
+    stored = broker_hashes(db)
+    assert set(stored) == set(secrets)
+    for name, secret in secrets.items():
+        made = stored[name]
+        assert made is not None and made.startswith("$7$101$"), name
+        assert check_broker_hash(made, secret), name
+        assert not [o for o in secrets.values() if o != secret and check_broker_hash(made, o)]
+    assert len(set(stored.values())) == len(stored)  # a salt of its own each
+    assert not [v for v in text_values(db) for s in secrets.values() if s in v]
+
+    old = stored["bin-0042"]
+    new_secret = reg.rotate_secret(db, "bin-0042")
+    made = broker_hashes(db)["bin-0042"]
+    assert made is not None and made != old and check_broker_hash(made, new_secret)
+    assert not check_broker_hash(made, secrets["bin-0042"])
+    new_bridge = reg.rotate_account_secret(db, "bridge-1")
+    made = broker_hashes(db)["bridge-1"]
+    assert made is not None and check_broker_hash(made, new_bridge)
+    directory = reg.load_directory(db)
+    assert directory.authenticate("bridge-1", new_bridge) == ServiceAccount("bridge-1", "ingest")
+    assert directory.authenticate("bridge-1", secrets["bridge-1"]) is None
+    with pytest.raises(RegistryError, match=r"^no service account 'ghost' is registered$"):
+        reg.rotate_account_secret(db, "ghost")
+
+
+def test_mosquittos_files_leave_out_whoever_cannot_log_in(db: str) -> None:
+    reg.add_device(db, BIN)
+    reg.add_device(db, METER)
+    reg.add_device(db, Device("bin-9", "edinburgh", "waste_bin"))
+    reg.disable_device(db, "bin-9")
+    reg.add_service_account(db, ServiceAccount("bridge-1", "ingest"))
+    reg.add_service_account(db, ServiceAccount("engine-1", "engine"))
+    with psycopg.connect(db) as conn:  # as if made before migration 039
+        conn.execute("UPDATE devices SET broker_hash = NULL WHERE sensor_id = 'meter-7'")
+        conn.execute("UPDATE service_accounts SET broker_hash = NULL WHERE name = 'engine-1'")
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute("UPDATE devices SET broker_hash = 'plain' WHERE sensor_id = 'bin-0042'")
+    files = reg.load_broker_files(db)
+    assert (files.devices, files.accounts) == (("bin-0042",), ("bridge-1",))
+    assert files.disabled == ("bin-9",)
+    assert files.without_hash == ("engine-1", "meter-7")
+    stored = broker_hashes(db)
+    assert files.passwd.splitlines()[1:] == [
+        f"bin-0042:{stored['bin-0042']}",
+        f"bridge-1:{stored['bridge-1']}",
+    ]
+    assert "user bin-0042\ntopic write civicpulse/edinburgh/waste_bin/bin-0042\n" in files.acl
+    assert "user bridge-1\ntopic read civicpulse/#\n" in files.acl
+    assert "meter-7" not in files.acl and "bin-9" not in files.acl
+
+    reg.rotate_secret(db, "meter-7")  # a new secret brings a broker hash
+    reg.rotate_account_secret(db, "engine-1")
+    files = reg.load_broker_files(db)
+    assert files.devices == ("bin-0042", "meter-7") and files.without_hash == ()
+    assert files.accounts == ("bridge-1", "engine-1")
