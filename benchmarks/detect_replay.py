@@ -21,23 +21,30 @@ from sensors.reading import Sample
 from sensors.topics import SensorAddress, topic_for
 from sensors.validation import Limits
 from simulator.anomalies import Scenario
+from simulator.anomaly_labels import Label
 from simulator.fleet import PayloadFormat, encode_samples
 from storage import DeadLetterStore, ReadingStore, migrate
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 
 LIMITS = Limits(max_past=timedelta(days=3650), max_future=timedelta(days=3650))
+UPLOAD_BATCH_S = 5.0  # an engine's tick period: backlog uploads are cut into such batches
 
 
 @dataclass(frozen=True, slots=True)
 class Msg:
-    """A message to replay: MQTT topic, payload, event time (and arrival, if held back)."""
+    """A message to replay: MQTT topic, payload, event time (and arrival, if held back).
+
+    ``upload``: part of a backlog upload (many old readings within a minute), replayed in
+    batches of ``UPLOAD_BATCH_S`` with a tick after each, as an engine would take them.
+    """
 
     topic: str
     payload: bytes
     time: datetime
     sensor_id: str
     arrival: datetime | None = None  # None: arrives at its event time
+    upload: bool = False
 
     @property
     def arrives(self) -> datetime:
@@ -51,10 +58,26 @@ def hold_back(messages: Sequence[Msg], share: float, max_s: float, seed: int) ->
     rng = random.Random(seed)
     out = []
     for m in messages:
-        if rng.random() < share:
+        if rng.random() < share and not m.upload:  # an upload is late already
             m = replace(m, arrival=m.time + timedelta(seconds=rng.uniform(60.0, max_s)))
         out.append(m)
     return sorted(out, key=lambda m: m.arrives)
+
+
+def delayed_labels(messages: Sequence[Msg], thresholds: Thresholds) -> list[Label]:
+    """A ``sensor_data_delayed`` label for each held-back message that arrives more than
+    ``health.delayed_factor`` intervals after its event time (from the hold-back, not from
+    the rules' output)."""
+    out = []
+    for m in messages:
+        if m.arrival is None or m.upload:
+            continue  # an upload's labels come with the scenario
+        kind = m.topic.split("/")[2]
+        params = thresholds.for_sensor("aberdeen", m.sensor_id)
+        limit = float(params["health.delayed_factor"]) * KINDS[kind].expected_interval_s
+        if (m.arrival - m.time).total_seconds() > limit:
+            out.append(Label(m.sensor_id, kind, "sensor_data_delayed", "held_back", m.time, m.time))
+    return out
 
 
 class StoredAlert(NamedTuple):
@@ -64,6 +87,7 @@ class StoredAlert(NamedTuple):
     resolved_at: datetime | None
     count: int
     details: dict
+    flaps: int = 0  # re-openings of this alert (each one an "opening" an operator sees)
 
 
 def fresh_database(server_url: str, name: str) -> str:
@@ -83,14 +107,20 @@ def replay(
     thresholds: Thresholds,
     batch_s: float = 1800.0,
 ) -> tuple[list[StoredAlert], dict[str, float]]:
-    """Replay ``messages`` (time-ordered) through the pipeline; the tick runs whenever a
-    sensor's silence reaches its stale limit (as an engine ticking every second would)."""
+    """Replay ``messages`` (in arrival order) through the pipeline; the tick runs whenever a
+    sensor's silence reaches its stale limit (as an engine ticking every second would).
+
+    Readings are received at their message's arrival (``received_at``); a sensor's silence
+    is counted from its newest arrival and, for the rules of before issue 20, from its
+    newest event time: both instants get a tick.
+    """
     sim_now = [messages[0].arrives]
     pipeline = ReadingPipeline(
         ReadingStore(url), detection=Detection(thresholds), clock=lambda: sim_now[0]
     )
     letters = DeadLetterStore(url)
-    last_seen: dict[str, tuple[float, float]] = {}  # sensor -> (last time, stale after s)
+    last_seen: dict[str, tuple[float, float]] = {}  # sensor -> (last arrival, stale after s)
+    last_event: dict[str, float] = {}  # sensor -> newest event time
     started, n_readings, n_letters, ticks = time.perf_counter(), 0, 0, 0
 
     ticked = messages[0].arrives.timestamp()
@@ -109,13 +139,9 @@ def replay(
     def tick_until(t: float) -> None:
         # Ticks in time order at each instant a sensor's silence reaches its stale limit.
         nonlocal ticks, ticked
-        due = sorted(
-            {
-                last + after + 1.0
-                for last, after in last_seen.values()
-                if ticked < last + after + 1.0 <= t
-            }
-        )
+        instants = {last + after + 1.0 for last, after in last_seen.values()}
+        instants |= {last_event[s] + last_seen[s][1] + 1.0 for s in last_event}
+        due = sorted(d for d in instants if ticked < d <= t)
         for d in due:
             pipeline.tick(datetime.fromtimestamp(d, tz=UTC))
             ticks += 1
@@ -124,26 +150,30 @@ def replay(
     i = 0
     while i < len(messages):
         tick_until(messages[i].arrives.timestamp())
-        end = messages[i].arrives + timedelta(seconds=batch_s)
+        upload = messages[i].upload
+        span = UPLOAD_BATCH_S if upload else batch_s
+        end = messages[i].arrives + timedelta(seconds=span)
         batch: list[Msg] = []
         # A batch ends early where some sensor's silence reaches its limit, so that tick
-        # sees exactly the readings stored before that instant.
+        # sees exactly the readings stored before that instant; an upload is its own batches.
         while (
             i < len(messages)
             and messages[i].arrives < end
+            and messages[i].upload == upload
             and (not batch or messages[i].arrives.timestamp() < earliest_due())
         ):
             m = messages[i]
             batch.append(m)
             kind = m.topic.split("/")[2]
             factor = float(thresholds.for_sensor("aberdeen", m.sensor_id)["health.stale_factor"])
-            newest = max(m.time.timestamp(), last_seen.get(m.sensor_id, (0.0, 0.0))[0])
+            newest = max(m.arrives.timestamp(), last_seen.get(m.sensor_id, (0.0, 0.0))[0])
             last_seen[m.sensor_id] = (newest, factor * KINDS[kind].expected_interval_s)
+            last_event[m.sensor_id] = max(m.time.timestamp(), last_event.get(m.sensor_id, 0.0))
             heapq.heappush(dues, (sum(last_seen[m.sensor_id]) + 1.0, m.sensor_id))
             i += 1
         values, dead = [], []
         for m in batch:
-            routed = route_message(m.topic, m.payload, m.time, LIMITS)
+            routed = route_message(m.topic, m.payload, m.arrives, LIMITS)
             values += [v for _, v in routed.readings]
             if routed.deadletter is not None:
                 dead.append((routed.deadletter, f"bench:{m.sensor_id}:{m.time.isoformat()}"))
@@ -160,8 +190,8 @@ def replay(
     elapsed = time.perf_counter() - started
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT sensor_id, rule, opened_at, resolved_at, count, details"
-            " FROM alerts ORDER BY opened_at"
+            "SELECT a.sensor_id, a.rule, a.opened_at, a.resolved_at, a.count, a.details, e.flaps"
+            " FROM alerts a JOIN alert_events e USING (id) ORDER BY a.opened_at"
         ).fetchall()
     # A sensor whose part of the scenario has ended is silent, not stale: drop those alerts.
     last: dict[str, datetime] = {}
@@ -179,7 +209,12 @@ def replay(
 
 
 def scenario_messages(scenario: Scenario) -> list[Msg]:
-    return [Msg(m.topic, m.payload, m.time, m.sensor_id) for m in scenario.messages]
+    """The scenario's messages in arrival order (a backlog arrives after newer ones)."""
+    msgs = [
+        Msg(m.topic, m.payload, m.time, m.sensor_id, m.arrival, m.arrival is not None)
+        for m in scenario.messages
+    ]
+    return sorted(msgs, key=lambda m: m.arrives)
 
 
 def aberdeen_messages(data_dir: Path) -> tuple[list[Msg], dict[str, float]]:

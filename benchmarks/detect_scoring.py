@@ -20,8 +20,9 @@ def rule_window(rule: str, kind: str, label: Label, params: dict) -> float:
         return float(params["health.stale_factor"]) * interval
     if rule == "sensor_flatline":
         return (int(params["health.flatline_count"]) - 1) * interval
-    if rule == "energy_out_of_hours":
-        return (int(params["energy.ooh_readings"]) - 1) * interval
+    if rule == "energy_out_of_hours":  # N readings running, and (issue 20) a hold time
+        hold = float(params.get("energy.ooh_hold_s", 0.0))
+        return max((int(params["energy.ooh_readings"]) - 1) * interval, hold)
     return label.window_s
 
 
@@ -37,6 +38,7 @@ class RuleScore:
     window_s: float  # median of the labels' rule windows
     median_excess_s: float | None  # median of (delay - that label's window): target <= 5 s
     per_sensor_day: float
+    opens: int = 0  # openings an operator sees: each alert plus each of its re-openings
 
     @property
     def passed(self) -> bool:
@@ -93,6 +95,7 @@ def score(
                 statistics.median(windows) if windows else 0.0,
                 statistics.median(excess) if excess else None,
                 len(al) / days if days else 0.0,
+                sum(1 + a.flaps for a in al),
             )
         )
     return out

@@ -104,8 +104,12 @@ RULES: dict[str, RulePolicy] = {
     "energy_out_of_hours": RulePolicy(
         Severity.WARNING, window_s=1800.0, description="Out-of-hours use above the learned baseline"
     ),
-    "energy_spike": RulePolicy(
-        Severity.WARNING, event=True, description="Power far above the hour-of-week baseline"
+    "energy_spike": RulePolicy(  # a new spike an hour after the last is a new alert (issue 20)
+        Severity.WARNING,
+        event=True,
+        quiet_resolve_s=3600.0,
+        reopen_within_s=0.0,
+        description="Power far above the hour-of-week baseline",
     ),
     "energy_register_reset": RulePolicy(
         Severity.WARNING,
@@ -126,6 +130,9 @@ RULES: dict[str, RulePolicy] = {
     ),
     "sensor_low_battery": RulePolicy(
         Severity.WARNING, reopen_within_s=86400.0, description="Battery below threshold"
+    ),
+    "sensor_data_delayed": RulePolicy(
+        Severity.INFO, description="Readings received over 2x the interval after measured"
     ),
     # Statistical
     "statistical_outlier": RulePolicy(Severity.INFO, description="Robust z-score over limit"),

@@ -30,15 +30,19 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "energy.close_hour": 19,
         "energy.ooh_factor": 1.5,  # out of hours: excess over baseline > (f-1) x base load
         "energy.ooh_min_w": 500.0,  # ... and > this many watts
-        "energy.ooh_readings": 2,  # ... for this many readings running
+        "energy.ooh_dev_k": 3.0,  # ... and > k x the hour's typical deviation
+        "energy.ooh_readings": 2,  # ... for this many readings running ...
+        "energy.ooh_hold_s": 1800.0,  # ... spanning at least this long (any meter interval)
         "energy.spike_factor": 3.0,  # spike: excess > (f-1) x base load ...
         "energy.spike_dev_k": 6.0,  # ... and > k x the hour's typical deviation
         "energy.spike_min_w": 2000.0,
-        "energy.baseline_alpha": 0.25,  # EWMA weight of a new reading in its hour bucket
-        "energy.warmup_per_bucket": 2,  # readings in a bucket before it is trusted
+        "energy.baseline_alpha": 0.25,  # EWMA weight of a new hourly mean in its bucket
+        "energy.warmup_per_bucket": 2,  # hourly means in a bucket before it is trusted
         "energy.register_tolerance_kwh": 0.001,
         # sensor health, every kind
-        "health.stale_factor": 3.0,  # stale after this many expected intervals
+        "health.stale_factor": 3.0,  # stale after this many expected intervals with no arrival
+        "health.delayed_factor": 2.0,  # data delayed: received > this many intervals after
+        "health.delayed_clear_factor": 1.0,  # ... its event time; clear at <= this many
         "health.flatline_count": 12,  # same value this many readings running
         "health.flatline_metrics": [
             "pm2_5",

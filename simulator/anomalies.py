@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sensors.catalogue import KINDS
 from sensors.reading import Sample
@@ -36,7 +36,15 @@ ANOMALIES: dict[str, tuple[str, int, tuple[str, ...], float]] = {
     "out_of_hours": ("energy_meter", 1, ("energy_out_of_hours",), 3 * H),
     "spike": ("energy_meter", 1, ("energy_spike",), 1.0),
     "register_reset": ("energy_meter", 1, ("energy_register_reset",), 1.0),
+    # 8 x base load for 20 minutes out of hours (issue 20): on meters reporting every 15 min
+    # or faster, where 20 minutes is more than one reading
+    "long_spike": ("energy_meter", 1, ("energy_spike",), 20 * 60.0),
+    # a device (or its gateway) offline for 2 h, buffering, then uploading the backlog within
+    # ``ScenarioSpec.upload_s``: nothing arrives for 2 h (stale), then old readings arrive
+    "backlog": ("air_quality", 1, ("sensor_stale", "sensor_data_delayed"), 2 * H),
+    "meter_backlog": ("energy_meter", 1, ("sensor_stale", "sensor_data_delayed"), 2 * H),
 }
+_BACKLOGS = ("backlog", "meter_backlog")
 _IMPOSSIBLE = {
     "air_quality": ("pm2_5", 5000.0),
     "waste_bin": ("fill_level", 250.0),
@@ -59,6 +67,10 @@ class ScenarioSpec:
     days: dict[str, int] = field(
         default_factory=lambda: {"air_quality": 4, "waste_bin": 9, "energy_meter": 9}
     )
+    # extra energy meters that report at their own interval: {interval_s: how many}; the
+    # kind's catalogue interval (half-hourly) is used for the ``sensors`` count
+    meters_every: dict[int, int] = field(default_factory=dict)
+    upload_s: float = 60.0  # how long a backlog upload takes once the device is back
     counts: dict[str, int] = field(
         default_factory=lambda: {
             "pm_episode": 5,
@@ -82,9 +94,32 @@ class ScenarioSpec:
     )
 
 
+def bench_spec(seed: int = 1) -> ScenarioSpec:
+    """The detection bench's scenario: the default fleet plus meters reporting every minute
+    and every 15 minutes, 20-minute spikes on those, and backlog uploads (issue 20)."""
+    base = ScenarioSpec(seed=seed)
+    counts = {k: v for k, v in base.counts.items() if k not in ("out_of_hours", "spike")}
+    counts.pop("register_reset")
+    # placed first: they need the fast meters (long spikes) or a whole slot
+    counts = {
+        **counts,
+        "backlog": 3,
+        "long_spike": 8,
+        "meter_backlog": 4,
+        "register_reset": 14,
+        "out_of_hours": 28,
+        "spike": 28,
+    }
+    return ScenarioSpec(seed=seed, meters_every={60: 3, 900: 3}, counts=counts)
+
+
 @dataclass(frozen=True, slots=True)
 class ScenarioMessage:
-    """One MQTT message of the scenario; ``t`` is seconds from the scenario start."""
+    """One MQTT message of the scenario; ``t`` is seconds from the scenario start.
+
+    ``arrival`` is when the platform receives it when that is not its event time (a backlog
+    upload); None: it arrives when it is measured.
+    """
 
     topic: str
     payload: bytes
@@ -92,6 +127,7 @@ class ScenarioMessage:
     sensor_id: str
     time: datetime
     samples: tuple[Sample, ...]
+    arrival: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +149,35 @@ class Scenario:
     messages: list[ScenarioMessage]
     labels: list[Label]
     sensors: dict[str, str]  # sensor id -> kind
+    intervals: dict[str, float] = field(default_factory=dict)  # sensor id -> reporting interval
 
 
-def _eligible(kind: str, anomaly: str, slot_start: float, spec: ScenarioSpec) -> bool:
+def _sensor_ids(spec: ScenarioSpec) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Sensor ids per kind (extra meters included) and each sensor's reporting interval."""
+    ids = {k: [f"{_PREFIX[k]}-{i + 1:03d}" for i in range(n)] for k, n in spec.sensors.items()}
+    intervals = {s: float(KINDS[k].expected_interval_s) for k, ss in ids.items() for s in ss}
+    for every, n in sorted(spec.meters_every.items()):
+        extra = [f"em{every // 60}m-{i + 1:03d}" for i in range(n)]
+        ids.setdefault("energy_meter", []).extend(extra)
+        intervals.update(dict.fromkeys(extra, float(every)))
+    return ids, intervals
+
+
+def _eligible(kind: str, anomaly: str, slot_start: float, interval: float) -> bool:
     day = datetime.fromtimestamp(slot_start, tz=UTC)
+    if anomaly == "long_spike" and interval > 900:
+        return False  # 20 minutes on a half-hourly meter is one reading or none
     if kind == "energy_meter":
         return day.weekday() < 5  # weekend baselines are not learnt yet in a 9-day run
     return anomaly != "fill_drop"  # placed by _place_fill_drop instead
 
 
 def _plan(
-    spec: ScenarioSpec, ids: dict[str, list[str]], rng: random.Random, bins: dict[str, BinModel]
+    spec: ScenarioSpec,
+    ids: dict[str, list[str]],
+    rng: random.Random,
+    bins: dict[str, BinModel],
+    intervals: dict[str, float],
 ) -> list[Injection]:
     t0 = spec.start.timestamp()
     free: dict[str, list[int]] = {}
@@ -148,7 +202,7 @@ def _plan(
                 for s in free[sid]
                 if all(s + k in free[sid] for k in range(need))
                 and (sid, anomaly) not in once
-                and _eligible(kind, anomaly, t0 + s * slot_s, spec)
+                and _eligible(kind, anomaly, t0 + s * slot_s, intervals[sid])
             ]
             if not options:
                 raise ValueError(f"no room for another {anomaly!r}: enlarge the scenario")
@@ -167,6 +221,8 @@ def _offset(anomaly: str, rng: random.Random) -> float:
         return rng.uniform(0.5, 2.0) * H  # 00:30-02:00 local (GMT in January)
     if anomaly == "spike":
         return rng.choice([rng.uniform(4.5, 6.5), rng.uniform(19.0, 22.0)]) * H  # dark hours
+    if anomaly == "long_spike":
+        return rng.choice([rng.uniform(1.0, 5.5), rng.uniform(19.5, 23.0)]) * H  # night
     if anomaly in ("no2_high", "no2_very_high"):
         return float(rng.randrange(1, 4)) * H  # on the hour: hourly means see it whole
     return rng.uniform(1.0, 2.0) * H
@@ -233,6 +289,8 @@ def _apply(
         v["power"] = float(v["power"]) + (1.0 + 0.4 * inj.magnitude) * base_w
     elif a == "spike":
         v["power"] = float(v["power"]) + (3.5 + 1.5 * inj.magnitude) * base_w
+    elif a == "long_spike":
+        v["power"] = float(v["power"]) + 7.0 * base_w  # 8 x the base load
     elif a == "register_reset":
         offset = memo.setdefault("reset", float(v["energy_import"]) - 5.0 * inj.magnitude)
         v["energy_import"] = round(float(v["energy_import"]) - offset, 4)
@@ -248,7 +306,7 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
     spec = spec or ScenarioSpec()
     rng = random.Random(f"civicpulse-anomalies/{spec.seed}")
     t0 = spec.start.timestamp()
-    ids = {k: [f"{_PREFIX[k]}-{i + 1:03d}" for i in range(n)] for k, n in spec.sensors.items()}
+    ids, intervals = _sensor_ids(spec)
     models: dict[str, AirModel | BinModel | MeterModel] = {}
     bins: dict[str, BinModel] = {}
     for kind, sensors in ids.items():
@@ -262,15 +320,15 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
                 )
             else:
                 models[sid] = MeterModel(MeterParams.draw(r), r)
-    plans = _plan(spec, ids, rng, bins)
+    plans = _plan(spec, ids, rng, bins, intervals)
     by_sensor: dict[str, list[Injection]] = {}
     for inj in plans:
         by_sensor.setdefault(inj.sensor_id, []).append(inj)
     messages: list[ScenarioMessage] = []
     labels: list[Label] = []
     for kind, sensors in ids.items():
-        interval = float(KINDS[kind].expected_interval_s)
         for sid in sensors:
+            interval = intervals[sid]
             msgs = _emit(
                 sid,
                 kind,
@@ -281,6 +339,7 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
                 interval,
                 rng.uniform(0, interval),
                 labels,
+                spec.upload_s,
             )
             messages.extend(msgs)
     messages.sort(key=lambda m: (m.t, m.sensor_id))
@@ -295,7 +354,7 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
         if not twin:  # natural episodes only: an injected one is already labelled
             labels.append(lb)
     labels.sort(key=lambda lb: (lb.start, lb.sensor_id, lb.rule))
-    return Scenario(spec, messages, labels, {s: k for k, ss in ids.items() for s in ss})
+    return Scenario(spec, messages, labels, {s: k for k, ss in ids.items() for s in ss}, intervals)
 
 
 def _emit(
@@ -308,12 +367,14 @@ def _emit(
     interval: float,
     phase: float,
     labels: list[Label],
+    upload_s: float = 60.0,
 ) -> list[ScenarioMessage]:
     address = SensorAddress("aberdeen", kind, sid)
     topic = topic_for(address)
     base_w = model.p.base_w if isinstance(model, MeterModel) else 0.0
     memos: dict[int, dict[str, float]] = {id(i): {} for i in injections}
     first_seen: dict[int, float] = {}
+    first_held: dict[int, float] = {}  # a backlog's first buffered reading
     last_sent = t0
     out: list[ScenarioMessage] = []
     k = 0
@@ -330,7 +391,16 @@ def _emit(
             for i in active:
                 first_seen.setdefault(id(i), last_sent)
             continue
+        arrival = None
         for inj in active:
+            if inj.anomaly in _BACKLOGS:  # buffered: uploaded in order within upload_s
+                first_seen.setdefault(id(inj), last_sent)
+                first_held.setdefault(id(inj), t)
+                share = (t - inj.start) / (inj.end - inj.start)
+                arrival = datetime.fromtimestamp(inj.end, tz=UTC) + timedelta(
+                    seconds=upload_s * share
+                )
+                continue
             first_seen.setdefault(id(inj), t)
             if inj.anomaly in ("impossible", "bin_impossible"):
                 metric, value = _IMPOSSIBLE[kind]
@@ -345,7 +415,7 @@ def _emit(
             values["battery"] = 99.0  # replaced after the low-battery episode
         samples = tuple(Sample(metric=m, value=v, time=when) for m, v in values.items())
         payload = encode_samples(PayloadFormat.CIVICPULSE_JSON, sid, samples)
-        out.append(ScenarioMessage(topic, payload, t - t0, sid, when, samples))
+        out.append(ScenarioMessage(topic, payload, t - t0, sid, when, samples, arrival))
         last_sent = t
     for inj in injections:
         start = first_seen.get(id(inj))
@@ -358,14 +428,19 @@ def _emit(
             24 * H if inj.anomaly == "pm_episode" else (H if inj.anomaly.startswith("no2") else 0.0)
         )
         for rule in rules:
+            begin, until = start, end
+            if inj.anomaly in _BACKLOGS:  # silent until the upload, then old readings arrive
+                until = inj.end
+                if rule == "sensor_data_delayed":
+                    begin, until = first_held[id(inj)], inj.end + upload_s
             labels.append(
                 Label(
                     sid,
                     kind,
                     rule,
                     inj.anomaly,
-                    datetime.fromtimestamp(start, tz=UTC),
-                    datetime.fromtimestamp(end, tz=UTC),
+                    datetime.fromtimestamp(begin, tz=UTC),
+                    datetime.fromtimestamp(until, tz=UTC),
                     window,
                 )
             )

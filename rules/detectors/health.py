@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from rules.alerts import Signal, Sites
 from rules.detectors.base import Conditions, JsonDict, Params, fresh
@@ -15,28 +17,59 @@ from sensors.topics import parse_topic
 
 
 class HealthDetector:
-    """Flatline and low battery per reading; remembers last-seen time for staleness."""
+    """Flatline, low battery and data delayed per reading; remembers the last arrival for
+    staleness.
+
+    State: ``rx`` is the newest ``received_at`` seen (epoch seconds), the clock of
+    :func:`stale_signals`; a state saved before it existed falls back to the newest event
+    time (``t``). ``sensor_data_delayed`` is a condition with one active signal per episode:
+    a reading received more than ``health.delayed_factor`` intervals after its event time
+    opens it, one received within ``health.delayed_clear_factor`` intervals clears it.
+    """
 
     name = "health"
-    rules = frozenset({"sensor_stale", "sensor_flatline", "sensor_low_battery"})
+    rules = frozenset(
+        {"sensor_stale", "sensor_flatline", "sensor_low_battery", "sensor_data_delayed"}
+    )
     kinds = frozenset({"air_quality", "waste_bin", "energy_meter"})
 
     def step(
         self, state: JsonDict | None, readings: Sequence[Reading], params: Params, now: datetime
     ) -> tuple[JsonDict, list[Signal]]:
-        """Evaluate flatline and battery; clear a stale alert when readings return."""
+        """Evaluate flatline, battery and delay; clear a stale alert when readings arrive."""
         s = fresh(state)
         cond = Conditions(s)
         out: list[Signal] = []
         first = readings[0]
         s["kind"], s["council"] = first.kind, first.council
-        if cond.is_active("sensor_stale"):
+        newest = max(readings, key=lambda r: r.received_at)
+        arrived = newest.received_at.timestamp()
+        s["rx"] = max(float(s.get("rx", arrived)), arrived)
+        if cond.is_active("sensor_stale"):  # cleared when they arrived, whatever their time
             cond.update(out, first, "sensor_stale", violated=False, cleared=True)
+            out[-1] = replace(out[-1], at=newest.received_at)
+        kind = kind_named(first.kind)
+        interval = float(kind.expected_interval_s) if kind is not None else 0.0
+        late_after = float(params["health.delayed_factor"]) * interval
+        back_within = float(params["health.delayed_clear_factor"]) * interval
         flat_metrics = set(params["health.flatline_metrics"])
         need = int(params["health.flatline_count"])
         last: dict[str, list[float]] = s.setdefault("last", {})  # metric -> [value, run]
         flat: list[str] = s.setdefault("flat", [])
         for r in readings:
+            if kind is not None:
+                lag = (r.received_at - r.time).total_seconds()
+                delayed = cond.is_active("sensor_data_delayed")
+                opens = not delayed and lag > late_after
+                detail: dict[str, Any] = {"lag_s" if opens else "caught_up_lag_s": round(lag)}
+                cond.update(
+                    out,
+                    r,
+                    "sensor_data_delayed",
+                    violated=opens,
+                    cleared=lag <= back_within,
+                    **detail,
+                )
             if r.metric in flat_metrics:
                 prev = last.get(r.metric)
                 run = prev[1] + 1 if prev is not None and prev[0] == r.value else 1
@@ -73,16 +106,19 @@ def stale_signals(
     now: datetime,
     sites: Sites | None = None,
 ) -> tuple[dict[str, JsonDict], list[Signal]]:
-    """Health states of sensors silent for stale_factor x their interval, marked; and signals.
+    """Health states of sensors from which nothing has ARRIVED for stale_factor x their
+    interval, marked; and signals.
 
-    Wall-clock rule: ``now`` is the engine's clock at the tick. One signal per silence (the
-    next reading clears it in :class:`HealthDetector`).
+    Wall-clock rule: ``now`` is the engine's clock at the tick, compared with the newest
+    ``received_at`` (``rx``), never with event time, so a sensor uploading a backlog of old
+    readings is not stale. One signal per silence (the next arrival clears it in
+    :class:`HealthDetector`).
     """
     changed: dict[str, JsonDict] = {}
     signals: list[Signal] = []
     for sensor_id, state in states:
         kind = kind_named(str(state.get("kind", "")))
-        last = state.get("t")
+        last = state.get("rx", state.get("t"))  # a state from before "rx": its event time
         active = state.get("active", {})
         if kind is None or last is None or active.get("sensor_stale"):
             continue
@@ -101,7 +137,11 @@ def stale_signals(
                 "sensor_stale",
                 True,
                 now,
-                details={"silent_s": round(silent), "last_reading": last},
+                details={
+                    "silent_s": round(silent),
+                    "last_arrival": float(last),
+                    "last_reading": state.get("t"),
+                },
             )
         )
     return changed, signals

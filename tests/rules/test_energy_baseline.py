@@ -38,16 +38,42 @@ def test_hours_of_the_week_are_local_time() -> None:
 
 
 def test_a_cold_hour_falls_back_to_the_same_hour_of_that_day_type() -> None:
+    # issue 20: the learner is taught closed hourly means, no longer single readings, so this
+    # test feeds whole hours (was: two readings of Monday 09:00 learnt one by one)
     state: dict[str, object] = {}
-    baseline = HourOfWeekBaseline(state)
+    baseline = HourOfWeekBaseline(state, "Europe/London")
     monday_9 = datetime(2026, 11, 23, 9, 0, tzinfo=LONDON)
     tuesday_9 = datetime(2026, 11, 24, 9, 0, tzinfo=LONDON)
-    for watts in (1000.0, 3000.0):
-        baseline.learn(monday_9, watts, 0.25)
-    assert baseline.expected(monday_9, warm=2) == 2000.0
-    assert baseline.expected(tuesday_9, warm=2) == 2000.0  # weekday 09:00 stands in
-    assert baseline.expected(tuesday_9, warm=3) is None
-    assert state["how"] == {"9": [2000.0, 1000.0, 2.0]}  # JSON-serialisable state
+    # Monday 09:00-10:00 at 1000 W for its first half, 3000 W for its second (1-minute
+    # readings, each standing for the minute before it), and one more reading at 10:00
+    for m in range(61):
+        baseline.add(monday_9 + timedelta(minutes=m), 1000.0 if m <= 30 else 3000.0, "in", 0.25)
+    # by hand: minutes 1-30 at 1000, 31-59 at 3000 (the 09:00 reading has no gap: weight 0)
+    mean = (30 * 1000.0 + 29 * 3000.0) / 59
+    rms = ((30 * 1000.0**2 + 29 * 3000.0**2) / 59 - mean**2) ** 0.5
+    assert state["hw"] == {"9": pytest.approx([mean, rms, 1.0])}  # JSON-serialisable state
+    assert baseline.expected(monday_9, "in", warm=1) == pytest.approx((mean, rms))
+    assert baseline.expected(tuesday_9, "in", warm=1) == pytest.approx((mean, rms))  # day type
+    assert baseline.expected(tuesday_9, "in", warm=2) is None  # and no class warm either
+
+
+def test_an_hour_is_its_time_weighted_mean_at_any_meter_interval() -> None:
+    # A pump runs the second half of every hour: 1 kW, then 4 kW. Readings in the middle
+    # of each interval (1 min, 15 min, 30 min) all give 2.5 kW, the hour's true mean; the
+    # per-reading EWMA (weight 0.25 per reading) gave ~4 kW at 1 minute.
+    monday = datetime(2026, 11, 2, tzinfo=UTC)
+    for every in (60, 900, 1800):
+        samples = [
+            (
+                monday + timedelta(seconds=every * k + every / 2),
+                1000.0 if k * every % 3600 < 1800 else 4000.0,
+            )
+            for k in range(7 * 86400 // every)
+        ]
+        profile = learn_profile(samples, "UTC", 0.25)
+        assert {how: w for how, (w, n) in profile.items() if how > 0} == pytest.approx(
+            dict.fromkeys(range(1, 168), 2500.0)
+        ), every
 
 
 def test_learn_profile_on_a_repeating_week_gives_that_week() -> None:

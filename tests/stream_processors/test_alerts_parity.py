@@ -135,7 +135,7 @@ def test_embedded_and_faust_engines_raise_the_same_alerts(
         "energy_register_reset",
         "no2_hourly_exceedance",
         "sensor_impossible_value",
-        "sensor_stale",
+        # no "sensor_stale" (issue 20): a replay of history is a backlog upload, stale is by arrival
     } <= {row[1] for row in local[1]}
     assert local[0] == remote[0]
     assert local[1] == remote[1]
