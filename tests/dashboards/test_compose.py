@@ -1,9 +1,11 @@
-"""docker-compose.yml, .env.example and Dockerfile: schema-valid, pinned, consistent, scalable."""
+"""docker-compose.yml, .env.example and Dockerfile: schema-valid, pinned, consistent, scalable,
+wired to the device registry, closed by default (loopback ports, no example secrets)."""
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +18,7 @@ from civicpulse.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
-ONE_SHOT = {"migrate", "simulator"}
+ONE_SHOT = {"check-secrets", "migrate", "simulator"}
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+]([^}]*))?\}")
 
 
@@ -28,6 +30,11 @@ def env_example() -> dict[str, str]:
             assert sep, f"not KEY=value: {line!r}"
             values[key.strip()] = value
     return values
+
+
+def resolve(text: str, values: dict[str, str]) -> str:
+    """``text`` with its ${VAR:-default} interpolated from ``values`` (as `.env` would)."""
+    return INTERPOLATION.sub(lambda m: values.get(m.group(1)) or m.group(2) or "", text)
 
 
 def interpolations(text: str) -> dict[str, set[str]]:
@@ -61,6 +68,10 @@ def test_the_whole_stack_is_there() -> None:
         "worker",
         "forecaster",
         "simulator",
+        "check-secrets",
+        "registry-sync",
+        "alert-delivery",
+        "retention",
     }
     assert SERVICES["simulator"]["profiles"] == ["sim"]
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
@@ -141,7 +152,15 @@ def test_every_civicpulse_setting_reaches_the_civicpulse_services() -> None:
     assert set(anchor) == {row[0] for row in Settings.documented()}
     for key, value in anchor.items():
         assert value.startswith("${" + key + ":-"), f"{key} must come from the environment"
-    for name in ("migrate", "ingest", "worker", "forecaster"):
+    for name in (
+        "migrate",
+        "ingest",
+        "worker",
+        "forecaster",
+        "registry-sync",
+        "alert-delivery",
+        "retention",
+    ):
         assert set(anchor) <= set(SERVICES[name]["environment"])
 
 
@@ -183,6 +202,163 @@ def test_dockerfile_installs_the_package_from_a_pinned_python_311_slim() -> None
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), f"COPY source {source} is missing"
     assert any("pip install ." in line for line in lines)
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+    for pattern in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]:
+        package = pattern.rstrip("*")  # the image must hold every package the CLI imports
+        assert package in copied, f"the image lacks the {package} package: COPY {package}"
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".git" in ignored and ".venv" in ignored
+
+
+def dependencies(name: str) -> set[str]:
+    """Every service ``name`` waits for, directly or not."""
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        for dep in SERVICES[todo.pop()].get("depends_on", {}):
+            if dep not in found:
+                found.add(dep)
+                todo.append(dep)
+    return found
+
+
+def test_nothing_starts_before_the_secrets_are_checked() -> None:
+    check = SERVICES["check-secrets"]
+    assert check["restart"] == "no" and check["command"] == [
+        "sh",
+        "/opt/civicpulse/check-secrets.sh",
+    ]
+    for name in set(SERVICES) - {"check-secrets"}:
+        assert "check-secrets" in dependencies(name), f"{name} starts before check-secrets"
+    # It sees every password it judges and every URL that carries one.
+    assert {
+        "POSTGRES_PASSWORD",
+        "MQTT_BRIDGE_PASSWORD",
+        "MQTT_DEVICE_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "GRAFANA_DB_PASSWORD",
+        "CIVICPULSE_MQTT_URL",
+        "CIVICPULSE_DATABASE_URL",
+        "SIM_MQTT_URL",
+    } <= set(check["environment"])
+    script = (ROOT / "docker/check-secrets.sh").read_text()
+    for name in check["environment"]:
+        assert name in script, f"check-secrets is given {name} but never reads it"
+
+
+def test_the_example_secrets_are_example_values() -> None:
+    """What check-secrets refuses (tests/dashboards/test_docker_runtime.py runs it)."""
+    example = env_example()
+    for name in ("POSTGRES_PASSWORD", "MQTT_BRIDGE_PASSWORD", "GRAFANA_DB_PASSWORD"):
+        assert example[name].startswith("change-me"), name
+    assert example["GRAFANA_ADMIN_PASSWORD"].startswith("change-me")
+    assert "admin" not in SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert example["MQTT_DEVICE_PASSWORD"] == "", "the simulator's account is off by default"
+
+
+def test_published_ports_are_on_loopback_unless_widened() -> None:
+    example = env_example()
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert isinstance(port, str), (name, port)  # HOST_IP:HOST_PORT:CONTAINER_PORT
+            assert resolve(port, example).count(":") == 2, (name, port)
+            assert resolve(port, example).startswith("127.0.0.1:"), (name, port)
+            assert resolve(port, {}).startswith("127.0.0.1:"), (name, port)  # no .env at all
+    # MQTT (devices) and Grafana (people) can be widened, each by its own variable.
+    mqtt, grafana = SERVICES["mosquitto"]["ports"], SERVICES["grafana"]["ports"]
+    assert mqtt == ["${MQTT_BIND_ADDRESS:-127.0.0.1}:${MQTT_PORT:-1883}:1883"]
+    assert grafana == ["${GRAFANA_BIND_ADDRESS:-127.0.0.1}:${GRAFANA_PORT:-3000}:3000"]
+    widened = {**example, "MQTT_BIND_ADDRESS": "0.0.0.0"}
+    assert resolve(mqtt[0], widened) == "0.0.0.0:1883:1883"
+    assert resolve(grafana[0], widened) == "127.0.0.1:3000:3000"
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Mount target → source (with ``:ro`` kept on the source when read-only)."""
+    found = {}
+    for volume in SERVICES[service].get("volumes", []):
+        source, target, *mode = volume.split(":")
+        found[target] = source + (":ro" if mode == ["ro"] else "")
+    return found
+
+
+def test_mosquitto_reads_the_registry_not_the_environment() -> None:
+    sync, broker = SERVICES["registry-sync"], SERVICES["mosquitto"]
+    assert sync["command"] == ["sh", "/opt/civicpulse/registry-sync.sh"]
+    out = sync["environment"]["REGISTRY_SYNC_DIR"]
+    assert mounts("registry-sync")[out] == "mosquitto-auth"  # writes it
+    entrypoint = (ROOT / "docker/mosquitto/entrypoint.sh").read_text()
+    registry_dir = re.search(r'MOSQUITTO_REGISTRY_DIR:-([^}"]+)', entrypoint)
+    assert registry_dir, "the entrypoint must say where it reads the registry's files"
+    assert mounts("mosquitto")[registry_dir.group(1)] == "mosquitto-auth:ro"  # only reads it
+    assert broker["depends_on"]["registry-sync"]["condition"] == "service_healthy"
+    assert sync["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert sync["healthcheck"]["test"][-1] == "registry"
+    # The bridge's account is the registry's (registry-sync registers it from MQTT_BRIDGE_*):
+    # the broker's entrypoint never makes a login from a password in the environment...
+    assert "MQTT_BRIDGE_PASSWORD" not in entrypoint
+    assert {"MQTT_BRIDGE_USERNAME", "MQTT_BRIDGE_PASSWORD"} <= set(sync["environment"])
+    # ...and no ACL rule of ours is a pattern (%u let a device write under any council).
+    for path in ("docker/mosquitto/entrypoint.sh", "docker/registry-sync.sh"):
+        code = [ln for ln in (ROOT / path).read_text().splitlines() if not ln.startswith("#")]
+        assert not [ln for ln in code if re.search(r"\bpattern\b", ln)], path
+    # Its healthcheck logs in as the bridge, whose ACL reads civicpulse/# only (no $SYS).
+    check = broker["healthcheck"]["test"][1]
+    assert "$$SYS" not in check and "MQTT_BRIDGE_USERNAME" in check and " -E" in check
+
+
+def test_the_image_has_what_the_compose_helpers_need() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    helpers = [line for line in lines if line.startswith("COPY docker/")]
+    copied = {Path(source).name for line in helpers for source in line.split()[1:-1]}
+    assert copied >= {
+        "healthcheck.py",
+        "check-secrets.sh",
+        "registry-sync.sh",
+        "bridge_account.py",
+    }
+    assert all(line.split()[-1] == "/opt/civicpulse/" for line in helpers)
+    # A new mosquitto-auth volume takes the owner of the image's directory it is mounted on.
+    out = SERVICES["registry-sync"]["environment"]["REGISTRY_SYNC_DIR"]
+    assert any(f"-o civicpulse -g civicpulse {out}" in line for line in lines)
+
+
+def shell_command(service: str) -> str:
+    command = SERVICES[service]["command"]
+    assert command[:2] == ["sh", "-c"] and len(command) == 3, command
+    return str(command[2])
+
+
+def test_alert_delivery_and_retention_run_as_services() -> None:
+    deliver = shell_command("alert-delivery")
+    # `alerts deliver` loops by itself (--interval); `db retention` runs once, so it is looped.
+    assert re.search(
+        r'exec civicpulse alerts deliver --url "\$\$\{ALERT_WEBHOOK_URL\}"'
+        r' --interval "\$\$\{ALERT_DELIVERY_INTERVAL_S\}"$',
+        deliver,
+    ), deliver
+    assert "--once" not in deliver
+    retention = shell_command("retention")
+    assert retention.startswith("while true; do if civicpulse db retention; then sleep")
+    assert '"$${RETENTION_INTERVAL_S}"' in retention
+    for name in ("alert-delivery", "retention", "forecaster", "registry-sync"):
+        service = SERVICES[name]
+        assert service["init"] is True, f"{name}: a shell loop as pid 1 ignores SIGTERM"
+        assert service["depends_on"]["migrate"]["condition"] == ("service_completed_successfully")
+    example = env_example()
+    assert example["ALERT_WEBHOOK_URL"] == "" and example["RETENTION_INTERVAL_S"] == "86400"
+
+
+def test_the_full_stack_docs_describe_every_service() -> None:
+    docs = (ROOT / "docs/full-stack.md").read_text()
+    for name in SERVICES:
+        assert f"| `{name}` |" in docs, f"docs/full-stack.md's table lacks {name}"
+    out = SERVICES["registry-sync"]["environment"]["REGISTRY_SYNC_DIR"]
+    assert f"civicpulse devices sync --out {out}" in docs  # the documented sync-now command
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Full stack (Docker Compose)")[1].split("\n## ")[0]
+    for name in ("check-secrets", "registry-sync", "alert-delivery", "retention"):
+        assert f"`{name}`" in section, f"README's Full stack section lacks {name}"
