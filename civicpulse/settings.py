@@ -140,6 +140,18 @@ class Settings:
             "it listens on loopback), required, or off"
         },
     )
+    api_host: str = field(
+        default="127.0.0.1",
+        metadata={"doc": "Open-data API (civicpulse api, run, demo): the address it listens on"},
+    )
+    api_port: int = field(default=8080, metadata={"doc": "Open-data API: the port it listens on"})
+    api_public_url: str = field(
+        default="",
+        metadata={
+            "doc": "Open-data API: the public base URL its links are built from, exactly as "
+            "clients reach it (default http://{api_host}:{api_port})"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Logging level"})
 
     def __post_init__(self) -> None:

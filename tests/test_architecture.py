@@ -26,7 +26,9 @@ ALLOWED: dict[str, set[str]] = {
         "ingest.mqtt_session",
     },
     "dashboards": {"sensors", "rules"},
+    "api": {"sensors", "rules", "storage", "trust"},
     "civicpulse": {
+        "api",
         "sensors",
         "trust",
         "rules",
