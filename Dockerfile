@@ -25,6 +25,7 @@ COPY storage ./storage
 COPY stream_processors ./stream_processors
 COPY embedded ./embedded
 COPY dashboards ./dashboards
+COPY api ./api
 COPY sql ./sql
 RUN pip install . && rm -rf /src
 

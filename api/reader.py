@@ -2,8 +2,9 @@
 
 The API never reads the base tables. A session sets ``ROLE`` to the caller's role (a council's
 ``civicpulse_council_<slug>`` or ``civicpulse_public``) and ``search_path`` to the ``tenant``
-schema, whose views have the names and columns of the read contract (sql/030 …) and return only
-what that role may see: its council's rows plus what sharing agreements grant it (sql/040).
+schema first (then ``public``, for the dashboards' SQL functions: its tables are not readable),
+whose views have the names and columns of the read contract (sql/030 …) and return only what
+that role may see: its council's rows plus what sharing agreements grant it (sql/040).
 So API code queries ``readings``, ``readings_1h``, ``sensor_sites`` … unqualified, exactly as
 Grafana and SQL users do, and tenancy is the database's job, not the handler's.
 """
@@ -75,11 +76,9 @@ class Reader:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION READ ONLY")
             if self.tenancy:
+                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(caller.role)))
                 await conn.execute(
-                    sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(caller.role))
-                )
-                await conn.execute(
-                    sql.SQL("SET LOCAL search_path = {}, pg_catalog").format(
+                    sql.SQL("SET LOCAL search_path = {}, public, pg_catalog").format(
                         sql.Identifier(TENANT_SCHEMA)
                     )
                 )

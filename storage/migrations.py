@@ -61,6 +61,14 @@ def pending(conninfo: str) -> list[Migration]:
     return [m for m in available() if m.version not in done]
 
 
+def _refresh_tenant_views(conn: psycopg.Connection) -> None:
+    """Rebuild the tenant views (sql/040) so they carry every column the relations have now."""
+    row = conn.execute("SELECT to_regprocedure('tenancy.refresh_views()') IS NOT NULL").fetchone()
+    if row and row[0]:
+        with conn.transaction():
+            conn.execute("SELECT tenancy.refresh_views()")
+
+
 def migrate(conninfo: str) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; returns those applied."""
     applied: list[Migration] = []
@@ -79,6 +87,8 @@ def migrate(conninfo: str) -> list[Migration]:
                         (migration.version, migration.name, migration.checksum),
                     )
                 applied.append(migration)
+            if applied:
+                _refresh_tenant_views(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied

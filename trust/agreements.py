@@ -130,6 +130,21 @@ def covers(agreement: Agreement, row: SharedRow, now: datetime) -> bool:
     return True
 
 
+def covers_metadata(agreement: Agreement, row: SharedRow, now: datetime) -> bool:
+    """Whether ``agreement`` shows its recipient a sensor's site, location and status.
+
+    Any agreement in force whose kinds, sites and sensors cover the sensor does, whatever its
+    metrics and resolution; a ``personal_data`` sensor's metadata (a home's location) never.
+    """
+    s = agreement.scope
+    if not agreement.in_force(now) or row.council != agreement.provider or row.personal_data:
+        return False
+    return all(
+        not wanted or value in wanted
+        for wanted, value in ((s.kinds, row.kind), (s.sites, row.site), (s.sensors, row.sensor_id))
+    )
+
+
 def _words(doc: Mapping[str, Any], key: str) -> frozenset[str]:
     value = doc.get(key, [])
     if isinstance(value, str):

@@ -16,6 +16,7 @@ ENV_NAMES = {
     "mosquitto": "CIVICPULSE_MQTT_URL",
     "kafka": "CIVICPULSE_KAFKA_BOOTSTRAP",
     "postgres": "CIVICPULSE_DATABASE_URL",
+    "pglite": "CIVICPULSE_TIMESCALE_URL",
 }
 
 
