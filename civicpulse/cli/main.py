@@ -15,6 +15,7 @@ from civicpulse.cli import dashboards as dashboards_cli
 from civicpulse.cli import embedded as embedded_cli
 from civicpulse.cli import registry as registry_cli
 from civicpulse.cli import reports as reports_cli
+from civicpulse.cli import sharing as sharing_cli
 from civicpulse.cli.console import console, fail
 from civicpulse.cli.options import DatabaseUrl, JsonOutput, KafkaBootstrap, MqttUrl, Sensors
 from civicpulse.settings import Settings
@@ -225,7 +226,9 @@ def simulate(
     console.print(stats)
 
 
-for _commands in (embedded_cli, alerts_cli, reports_cli, dashboards_cli, registry_cli):
+for _commands in (
+    embedded_cli, alerts_cli, reports_cli, dashboards_cli, registry_cli, sharing_cli
+):
     _commands.register(app)
 
 
