@@ -10,11 +10,16 @@ Whatever the database refuses comes back as one line (:class:`AgreementError` or
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from psycopg import sql
 
 from storage.registry_store import Db, hash_secret, verify_secret
 from storage.registry_store import _cursor as cursor
@@ -285,3 +290,47 @@ def check_api_key(db: Db, key: str) -> ApiKey | None:
     if row is None or not verify_secret(row[6], secret):
         return None
     return ApiKey(*row[:6])
+
+
+# --- SQL logins ---------------------------------------------------------------------------
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802/7677), made here so the
+    plain password never travels in a statement (and so never reaches a server log)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def council_login(db: Db, council: str) -> tuple[str, str]:
+    """Let a council's role log in (its SQL users, its Grafana datasource) with a new password.
+
+    Returns (role, password); the password is shown once and stored only as a SCRAM verifier.
+    The role reads only the tenant views: its council's rows and what is shared with it.
+    """
+    role = f"civicpulse_council_{check_council_slug(council)}"
+    password = secrets.token_urlsafe(24)
+    with cursor(db, f"making a SQL login for {council}") as cur:
+        cur.execute("SELECT 1 FROM councils WHERE slug = %s", (council,))
+        if cur.fetchone() is None:
+            raise RegistryError(f"no council {council!r} is registered (civicpulse councils add)")
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if cur.fetchone() is None:
+            raise RegistryError(
+                f"role {role} is missing: the migrations ran without CREATEROLE; run"
+                " civicpulse db migrate as a role that has it"
+            )
+        cur.execute(
+            sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(scram_verifier(password))
+            )
+        )
+    return role, password

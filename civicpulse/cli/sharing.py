@@ -29,6 +29,7 @@ Names = Annotated[
     typer.Option(help="Comma-separated names; left out: all of them"),
 ]
 AgreementId = Annotated[int, typer.Argument(help="The agreement's id (civicpulse share list)")]
+ONCE_PW = "shown once: store it now (run this again to replace it)"
 ONCE = "shown once: store it now, it cannot be shown again (revoke it and create another)"
 
 
@@ -295,6 +296,32 @@ def share_audit(
     Console().print(table)
 
 
+def share_sql_login(
+    council: Annotated[str, typer.Argument(help="The council whose users log in")],
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """A SQL login for a council's own users and its Grafana datasource (password shown once).
+
+    It reads the same relations as the dashboards, through the tenant views: the council's
+    own rows and what agreements share with it, nothing else.
+    """
+    from urllib.parse import urlsplit
+
+    from storage import sharing_store
+
+    role, password = _run(database_url, lambda url: sharing_store.council_login(url, council))
+    url = Settings.load(database_url=database_url).database_url
+    where = urlsplit(url)
+    host = f"{where.hostname or 'localhost'}:{where.port or 5432}"
+    dbname = where.path.lstrip("/") or "postgres"
+    if as_json:
+        print(json.dumps({"user": role, "password": password, "host": host, "database": dbname}))
+        return
+    _say(f"SQL login for {council}: user {role}, database {dbname} on {host}; password {ONCE_PW}:")
+    print(password)
+
+
 # --- API keys ---------------------------------------------------------------------------
 
 
@@ -396,6 +423,7 @@ def register(app: typer.Typer) -> None:
     share.command("list")(share_list)
     share.command("revoke")(share_revoke)
     share.command("audit")(share_audit)
+    share.command("sql-login")(share_sql_login)
     app.add_typer(share, name="share")
     keys = typer.Typer(
         help="API keys: a partner council reads the open-data API as itself.",

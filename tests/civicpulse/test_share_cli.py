@@ -217,3 +217,26 @@ def test_api_keys_are_shown_once_stored_hashed_and_revocable(db: list[str]) -> N
     assert sharing_store.check_api_key(url, key) is None
     r = cli("api-keys", "create", "nowhere", "--name", "x", *db)
     assert r.output.strip() == "error: no council 'nowhere' is registered (civicpulse councils add)"
+
+
+def test_sql_login_reads_only_its_council_and_stores_no_plain_password(db: list[str]) -> None:
+    url = db[1]
+    r = cli("share", "sql-login", "dundee", "--json", *db)
+    assert r.exit_code == 0, r.output
+    made = json.loads(r.stdout)
+    assert made["user"] == "civicpulse_council_dundee"
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (made["user"],)
+        ).fetchone()
+    assert row is not None and row[0] and row[1].startswith("SCRAM-SHA-256$")
+    assert made["password"] not in row[1]
+    # Logged in as the council (its role's own search_path applies): only its rows.
+    login = psycopg.conninfo.make_conninfo(url, user=made["user"], password=made["password"])
+    with psycopg.connect(login) as conn:
+        councils = conn.execute("SELECT DISTINCT council FROM readings").fetchall()
+        assert councils == [("dundee",)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM public.readings")
+    r = cli("share", "sql-login", "nowhere", *db)
+    assert r.output.strip() == "error: no council 'nowhere' is registered (civicpulse councils add)"
