@@ -43,7 +43,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_engine(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def start_engine(
+    data_dir: Path, port: int, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], str]:
     """``civicpulse run`` in a subprocess; returns it and the database URL it printed."""
     proc = subprocess.Popen(
         [
@@ -55,6 +57,7 @@ def start_engine(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]
             f"mqtt://127.0.0.1:{port}",
             "--data-dir",
             str(data_dir),
+            *extra,
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -100,6 +103,7 @@ def publish(
     messages: list[tuple[str, bytes]],
     msg_rate: float,
     n_clients: int,
+    credentials: list[tuple[str, str]] | None = None,
 ) -> tuple[dict[int, float], dict[int, float], float]:
     """Publish at ``msg_rate`` over ``n_clients`` connections; send/PUBACK wall times by index.
 
@@ -126,6 +130,8 @@ def publish(
                 done.set()
 
         client.on_publish = on_publish
+        if credentials:  # client c logs in as device c (it publishes only that device's topic)
+            client.username_pw_set(*credentials[c])
         client.connect("127.0.0.1", port)
         client.loop_start()
         clients.append(client)
