@@ -103,6 +103,7 @@ class Reader:
                 raise
 
     async def _become(self, conn: AsyncConnection[Any], caller: Caller) -> None:
+        await conn.execute("SET LOCAL jit = off")  # compiling costs more than these queries
         if not self.tenancy:
             return
         await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(caller.role)))
