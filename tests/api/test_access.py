@@ -55,7 +55,10 @@ def things(base: str, key: str | None = None) -> set[str]:
 def datastreams(base: str, key: str) -> set[str]:
     r = httpx.get(
         f"{base}/v1.1/Datastreams",
-        params={"$top": 100, "$expand": "Thing($select=name;$top=1),ObservedProperty($select=name;$top=1)"},
+        params={
+            "$top": 100,
+            "$expand": "Thing($select=name;$top=1),ObservedProperty($select=name;$top=1)",
+        },
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     )
@@ -73,8 +76,9 @@ def access_rows(url: str) -> list[tuple[str, int | None, list[int], str, int]]:
 def test_each_caller_sees_its_own_and_what_is_granted_and_nothing_after_revoke(
     private_db: str, server: str, api_seed: ApiSeed
 ) -> None:
-    by_council = {c: {s.sensor_id for s in api_seed.sensors if s.council == c} for c in
-                  api_seed.councils}  # fmt: skip
+    by_council = {
+        c: {s.sensor_id for s in api_seed.sensors if s.council == c} for c in api_seed.councils
+    }
     assert things(server) == set()
     r = httpx.get(f"{server}/api/v1/sensors.geojson", timeout=30)
     assert r.status_code == 200 and r.json()["features"] == []
@@ -86,14 +90,26 @@ def test_each_caller_sees_its_own_and_what_is_granted_and_nothing_after_revoke(
 
     [agreement] = sharing_store.grant(
         private_db,
-        [{"provider": "aberdeen", "recipient": "dundee", "metrics": ["no2"], "resolution": "raw",
-          "purpose": "joint study", "legal_basis": "public_task"}],
+        [
+            {
+                "provider": "aberdeen",
+                "recipient": "dundee",
+                "metrics": ["no2"],
+                "resolution": "raw",
+                "purpose": "joint study",
+                "legal_basis": "public_task",
+            }
+        ],
         datetime.now(UTC),
-    )  # fmt: skip
-    want = {f"{s.sensor_id}/{m}" for s in api_seed.sensors if s.council == "dundee"
-            for m in s.metrics}  # fmt: skip
-    want |= {f"{s.sensor_id}/no2" for s in api_seed.sensors
-             if s.council == "aberdeen" and "no2" in s.metrics}  # fmt: skip
+    )
+    want = {
+        f"{s.sensor_id}/{m}" for s in api_seed.sensors if s.council == "dundee" for m in s.metrics
+    }
+    want |= {
+        f"{s.sensor_id}/no2"
+        for s in api_seed.sensors
+        if s.council == "aberdeen" and "no2" in s.metrics
+    }
     assert datastreams(server, dundee_key) == want
     assert things(server) == set()  # the public still sees nothing
 
@@ -106,10 +122,17 @@ def test_every_read_by_a_key_is_logged_once_with_its_agreements(
 ) -> None:
     [agreement] = sharing_store.grant(
         private_db,
-        [{"provider": "aberdeen", "recipient": "dundee", "resolution": "1h",
-          "purpose": "audit test", "legal_basis": "public_task"}],
+        [
+            {
+                "provider": "aberdeen",
+                "recipient": "dundee",
+                "resolution": "1h",
+                "purpose": "audit test",
+                "legal_basis": "public_task",
+            }
+        ],
         datetime.now(UTC),
-    )  # fmt: skip
+    )
     key, plain = sharing_store.create_api_key(private_db, "dundee", "audit")
     before = len(access_rows(private_db))
     for path in ("/v1.1/Things", "/v1.1/Datastreams", "/api/v1/sensors.geojson"):
@@ -118,8 +141,10 @@ def test_every_read_by_a_key_is_logged_once_with_its_agreements(
     rows = access_rows(private_db)[before:]
     assert [(r[0], r[1], r[2]) for r in rows] == [("dundee", key.id, [agreement.id])] * 3
     assert [r[3].split("?")[0] for r in rows] == [
-        "GET /v1.1/Things", "GET /v1.1/Datastreams", "GET /api/v1/sensors.geojson"
-    ]  # fmt: skip
+        "GET /v1.1/Things",
+        "GET /v1.1/Datastreams",
+        "GET /api/v1/sensors.geojson",
+    ]
     assert all(r[4] > 0 for r in rows)
     sharing_store.revoke(private_db, agreement.id or 0)
 

@@ -254,9 +254,15 @@ def expected(
             ok = any(covers(a, shared, now) for a in agreements)
         elif rel in PER_COUNCIL:
             shared = SharedRow(
-                owner, row["kind"], row["metric"], "", "", RESOLUTION[rel],
-                (owner, row["kind"]) in personal_kinds, row["sensors"],
-            )  # fmt: skip
+                owner,
+                row["kind"],
+                row["metric"],
+                "",
+                "",
+                RESOLUTION[rel],
+                (owner, row["kind"]) in personal_kinds,
+                row["sensors"],
+            )
             ok = any(covers(a, shared, now) for a in agreements)
         elif rel in FORECASTS:
             shared = SharedRow(owner, "waste_bin", "fill_level", site, sid, Resolution.H1, personal)
@@ -318,8 +324,11 @@ def test_each_relation_shows_exactly_own_rows_plus_the_granted_scope(db: Db, sce
     for a in agreements:
         db.grant(a)
     mismatches = []
-    for viewer, role in (("bbb", "civicpulse_council_bbb"), ("ccc", "civicpulse_council_ccc"),
-                         (PUBLIC, "civicpulse_public")):  # fmt: skip
+    for viewer, role in (
+        ("bbb", "civicpulse_council_bbb"),
+        ("ccc", "civicpulse_council_ccc"),
+        (PUBLIC, "civicpulse_public"),
+    ):
         granted = [a for a in agreements if a.recipient in (viewer, PUBLIC)]
         for rel in CONTRACT:
             want = sorted(map(_key, expected(db, rel, viewer, granted, NOW)))
@@ -424,8 +433,11 @@ def test_access_log_is_stamped_by_the_database_and_append_only(db: Db) -> None:
         conn.execute("SET search_path = tenant, public, pg_catalog")
         assert conn.execute("SELECT count(*) FROM access_log").fetchone() == (0,)
     for role in ("civicpulse_council_bbb", "civicpulse_api", None):
-        for statement in ("UPDATE access_log SET rows = 0", "DELETE FROM access_log",
-                          "TRUNCATE access_log"):  # fmt: skip
+        for statement in (
+            "UPDATE access_log SET rows = 0",
+            "DELETE FROM access_log",
+            "TRUNCATE access_log",
+        ):
             with psycopg.connect(db.url) as conn:
                 if role:
                     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
