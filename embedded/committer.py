@@ -22,8 +22,9 @@ from stream_processors.pipeline import ReadingPipeline
 
 log = logging.getLogger(__name__)
 
-Router = Callable[[str, bytes, datetime], Routed]
-"""``route_message`` with its limits bound: topic, payload, receive time → ``Routed``."""
+Router = Callable[[str | bytes, bytes, datetime], Routed]
+"""``route_message`` with its limits bound: topic (raw bytes allowed), payload, receive time →
+``Routed``."""
 
 
 class NotStored(CivicPulseError):
@@ -59,8 +60,12 @@ def _topic(item: _Item) -> str:
 
 
 def deadletter_ref(letter: DeadLetter) -> str:
-    """Source reference of a dead letter: a redelivered message (same topic and bytes) dedupes."""
-    digest = hashlib.sha256(letter.mqtt_topic.encode("utf-8", "replace") + b"\0" + letter.payload)
+    """Source reference of a dead letter: a redelivered message (same topic and bytes) dedupes.
+
+    Built from the SHA-256 of the whole original payload (the letter keeps only a prefix).
+    """
+    topic = letter.mqtt_topic.encode("utf-8", "replace")
+    digest = hashlib.sha256(topic + b"\0" + letter.payload_sha256.encode())
     return f"mqtt:{digest.hexdigest()}"
 
 
@@ -120,15 +125,21 @@ class GroupCommitter:
             except Exception:
                 log.exception("detection tick failed")
 
-    async def submit(self, topic: str, payload: bytes) -> None:
-        """Route one message and return once its readings or dead letter are committed."""
+    async def submit(self, topic: str | bytes, payload: bytes) -> None:
+        """Route one message; return once its readings and dead letter (if any) are committed.
+
+        ``topic`` may be the raw bytes of the topic name: one that is not UTF-8 is committed
+        as a ``bad_topic`` dead letter, so nothing acknowledged is dropped without a record.
+        """
         if self._closing:
             raise EngineStopped("engine is stopping")
         routed = self._route(topic, payload, self._clock())
         self.stats.messages += 1
         self.stats.readings += len(routed.readings)
-        if routed.deadletter is not None:
-            self.stats.rejected[routed.deadletter.reason] += 1
+        letter = routed.deadletter
+        if letter is not None:
+            for part in letter.parts or (letter,):
+                self.stats.rejected[part.reason] += 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._pending:
             self._first_at = time.monotonic()

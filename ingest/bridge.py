@@ -215,16 +215,17 @@ class Bridge:
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
         producer = self._producer.get()  # after a wedge a new one: KafkaError → redelivery
         received = self._clock()
-        topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
+        raw_topic = bytes(msg._topic)  # .topic raises on bad UTF-8: a bad_topic dead letter
+        topic = raw_topic.decode("utf-8", "backslashreplace")
         payload = bytes(msg.payload)
         self.stats.messages += 1
-        routed = route_message(topic, payload, received, self._config.limits)
+        routed = route_message(raw_topic, payload, received, self._config.limits)
         letter = routed.deadletter
         if letter is not None:
-            self.stats.rejected[letter.reason] += 1
+            for part in letter.parts or (letter,):
+                self.stats.rejected[part.reason] += 1
             log.debug("rejected %s on %s: %s", letter.reason, topic, letter.detail)
-        else:
-            self.stats.readings += len(routed.readings)
+        self.stats.readings += len(routed.readings)
         c = self._config
         futures = send_routed(producer, routed, topic, c.readings_topic, c.deadletter_topic)
         self._last_activity = time.monotonic()

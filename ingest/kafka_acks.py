@@ -20,10 +20,11 @@ from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 
 from ingest.kafka_topics import MAX_MESSAGE_BYTES, bootstrap_list
+from sensors.deadletter import KEEP_BYTES
 from sensors.intake import Routed
 
-# Dead letters keep payloads whole up to this size (the Kafka topic allows 8 MiB records).
-DEADLETTER_MAX_VALUE_BYTES = 4 * 1024 * 1024
+# Dead letters keep the first bytes of a payload, with its size and SHA-256 (sensors.deadletter).
+DEADLETTER_MAX_VALUE_BYTES = KEEP_BYTES
 
 
 def make_producer(bootstrap: str, client_id: str, delivery_timeout_s: float) -> KafkaProducer:
@@ -87,19 +88,26 @@ def send_routed(
     readings_topic: str,
     deadletter_topic: str,
 ) -> list[FutureRecordMetadata]:
-    """Send the readings (keyed by sensor id), or the dead letter (keyed by MQTT topic)."""
+    """Send the readings (keyed by sensor id) and the dead letter, if any (keyed by MQTT topic).
+
+    A message with some records rejected has both; the caller acks it once every send
+    returned here has succeeded, so neither half is acknowledged without the other.
+    """
+    futures = [
+        producer.send(readings_topic, key=key, value=value) for key, value in routed.readings
+    ]
     letter = routed.deadletter
     if letter is not None:
         value, headers = letter.to_kafka(DEADLETTER_MAX_VALUE_BYTES)
-        return [
+        futures.append(
             producer.send(
                 deadletter_topic,
                 key=mqtt_topic.encode("utf-8", "replace"),
                 value=value,
                 headers=headers,
             )
-        ]
-    return [producer.send(readings_topic, key=key, value=value) for key, value in routed.readings]
+        )
+    return futures
 
 
 class PendingAck:

@@ -43,6 +43,8 @@ def alert_from_json(doc: dict[str, Any]) -> Alert:
         flaps=int(doc["flaps"]),
         resolved_by=doc.get("resolved_by"),
         details=dict(doc.get("details") or {}),
+        notified=doc.get("notified"),
+        flap_streak=int(doc.get("flap_streak") or 0),
         **times,
     )
 
@@ -109,7 +111,10 @@ def _overlap(a: Alert, b: Alert) -> bool:
 
 
 def _same(a: Alert, b: Alert) -> bool:
-    return replace(a, id=None, details={}) == replace(b, id=None, details={})
+    def core(x: Alert) -> Alert:  # what was notified is the stored row's to keep
+        return replace(x, id=None, details={}, notified=None, flap_streak=0)
+
+    return core(a) == core(b)
 
 
 def reconcile(stored: Sequence[Alert], derived: Sequence[Alert]) -> Reconciled:

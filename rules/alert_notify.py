@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from rules.alerts import Alert, alert_to_json
+from rules.alerts import MAX_FLAP_NOTIFICATIONS, Alert, alert_to_json
 
-MAX_FLAP_NOTIFICATIONS = 3  # a flapping alert notifies its first 3 re-opens, then goes quiet
+__all__ = ["MAX_FLAP_NOTIFICATIONS", "next_attempt", "notification_event", "payload"]
 MAX_ATTEMPTS = 8  # ~10 s, 20 s, 40 s, ... then the notification is dead-lettered
 FIRST_RETRY_S = 10.0
 MAX_RETRY_S = 3600.0
@@ -16,14 +16,15 @@ MAX_RETRY_S = 3600.0
 def notification_event(before: Alert | None, after: Alert) -> str | None:
     """``opened``, ``reopened``, ``escalated``, ``resolved`` or None (repeats stay quiet).
 
-    ``before`` is the same episode just before this step (None for a new episode).
+    ``before`` is the same episode just before this step (None for a new episode). A
+    notification is due when what operators were told (``Alert.told``) changes, so a
+    flapping alert's held-back resolution and the re-open that cancels it both stay quiet,
+    and its resolution is notified once it proves final (docs/alerts.md, "Notifications").
     """
     if before is None:
         return "opened" if after.live else None
-    if before.live and not after.live:
-        return "resolved"
-    if not before.live and after.live:
-        return "reopened" if after.flaps <= MAX_FLAP_NOTIFICATIONS else None
+    if before.told != after.told:
+        return "resolved" if after.told == "resolved" else "reopened"
     if after.live and after.severity.rank > before.severity.rank:
         return "escalated"
     return None

@@ -164,11 +164,26 @@ class Alert:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # What the last notification told operators ("open"/"resolved"; None: a row from before
+    # it was kept) and the re-opens since a held-back resolution was last made final. Both
+    # are bookkeeping of the notifications, not of the episode: equality ignores them.
+    notified: str | None = field(default=None, compare=False)
+    flap_streak: int = field(default=0, compare=False)
 
     @property
     def live(self) -> bool:
         """Open or acknowledged."""
         return self.state is not AlertStatus.RESOLVED
+
+    @property
+    def told(self) -> str:
+        """What operators were last told: ``open`` or ``resolved`` (docs/alerts.md)."""
+        return self.notified or ("open" if self.live else "resolved")
+
+    @property
+    def held(self) -> bool:
+        """Resolved, but the resolution is held back (flapping) until it proves final."""
+        return not self.live and self.told == "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +221,8 @@ def alert_to_json(alert: Alert) -> dict[str, Any]:
         "count": alert.count,
         "flaps": alert.flaps,
         "details": alert.details,
+        "notified": alert.told,
+        "flap_streak": alert.flap_streak,
     }
 
 
@@ -227,12 +244,9 @@ def apply_signal(latest: Alert | None, signal: Signal, sites: Sites | None = Non
             return None
         if signal.at < latest.last_seen_at and not policy.wall_clock:
             return None  # a clear older than the last violation
-        return replace(
-            latest,
-            state=AlertStatus.RESOLVED,
-            resolved_at=max(signal.at, latest.opened_at),
-            resolved_by="auto",
-            details={**latest.details, **signal.details},
+        return auto_resolved(
+            replace(latest, details={**latest.details, **signal.details}),
+            max(signal.at, latest.opened_at),
         )
     if latest is not None and latest.live:
         return replace(
@@ -260,6 +274,8 @@ def apply_signal(latest: Alert | None, signal: Signal, sites: Sites | None = Non
             flaps=latest.flaps + 1,
             last_seen_at=signal.at,
             details={**latest.details, **signal.details},
+            notified="open",  # held back (flapping): operators still think it open
+            flap_streak=latest.flap_streak + 1,
         )
     return Alert(
         id=None,
@@ -273,7 +289,50 @@ def apply_signal(latest: Alert | None, signal: Signal, sites: Sites | None = Non
         opened_at=signal.at,
         last_seen_at=signal.at,
         details=dict(signal.details),
+        notified="open",
     )
+
+
+MAX_FLAP_NOTIFICATIONS = 3
+"""A flapping alert notifies its first 3 re-opens; after that its automatic resolutions are
+held back until final, so resolutions and re-opens are suppressed in pairs."""
+
+
+def auto_resolved(alert: Alert, at: datetime) -> Alert:
+    """``alert`` resolved automatically at ``at``; held back (told stays open) when flapping."""
+    flapping = alert.flap_streak >= MAX_FLAP_NOTIFICATIONS
+    return replace(
+        alert,
+        state=AlertStatus.RESOLVED,
+        resolved_at=at,
+        resolved_by="auto",
+        notified=alert.told if flapping else "resolved",
+    )
+
+
+def settled(alert: Alert) -> Alert:
+    """A held-back resolution made final: operators are told, the flap streak starts again."""
+    return replace(alert, notified="resolved", flap_streak=0)
+
+
+def settle_due(alert: Alert, now: datetime, watermark: float | None, arrival: float | None) -> bool:
+    """Whether a held-back resolution is final: its rule's re-open window has passed.
+
+    On event time for condition rules (``watermark``: the sensor's newest reading, epoch s),
+    so both engines settle the same alerts whatever their batching; on ``now`` for wall-clock
+    and event rules, and for a sensor from which nothing has arrived for the window.
+    """
+    if not alert.held or alert.resolved_at is None:
+        return False
+    policy = policy_for(alert.rule)
+    window = policy.reopen_within_s
+    end = alert.resolved_at.timestamp() + window
+    if policy.wall_clock or policy.event:
+        return now.timestamp() >= end
+    if watermark is not None and watermark >= end:
+        return True
+    quiet = arrival is None or now.timestamp() - arrival >= window
+    return quiet and now.timestamp() >= end
 
 
 def is_new_episode(before: Alert | None, after: Alert) -> bool:
@@ -308,6 +367,14 @@ def apply_signals(
             continue
         episodes = changed.setdefault(key, [])
         fresh = is_new_episode(before, after)
+        if fresh and before is not None and before.held:  # its re-open window has passed
+            final = settled(before)
+            if episodes:
+                episodes[-1] = final
+            else:
+                episodes.append(final)
+            raw.append((key, len(episodes) - 1, before, final))
+            current[key] = final
         if fresh or not episodes:
             episodes.append(after)
         else:
@@ -331,9 +398,7 @@ def quiet_resolutions(live: list[Alert], now: datetime) -> list[Alert]:
             and policy.event
             and now - alert.last_seen_at >= timedelta(seconds=policy.quiet_resolve_s)
         ):
-            out.append(
-                replace(alert, state=AlertStatus.RESOLVED, resolved_at=now, resolved_by="auto")
-            )
+            out.append(auto_resolved(alert, now))
     return out
 
 
@@ -348,4 +413,11 @@ def resolve(alert: Alert, at: datetime, by: str) -> Alert:
     """Operator resolution of a live alert (never re-opened by a later repeat)."""
     if not alert.live:
         raise ValueError(f"alert {alert.id} is already resolved")
-    return replace(alert, state=AlertStatus.RESOLVED, resolved_at=at, resolved_by=by)
+    return replace(
+        alert,
+        state=AlertStatus.RESOLVED,
+        resolved_at=at,
+        resolved_by=by,
+        notified="resolved",
+        flap_streak=0,
+    )

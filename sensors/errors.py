@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -40,3 +41,22 @@ class RejectedPayload(CivicPulseError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """One record of a message rejected on its own (the message's other records are kept).
+
+    ``index`` is the record's position in the message as sent (``readings[i]`` of a
+    civicpulse JSON batch, record ``i`` of a SenML pack); ``record`` is that record as JSON.
+    """
+
+    index: int
+    reason: str
+    detail: str
+    record: bytes = b""
+
+    @classmethod
+    def of(cls, index: int, error: RejectedPayload, record: bytes) -> RejectedRecord:
+        """The rejection ``error`` of record ``index``."""
+        return cls(index, error.reason.value, error.detail, record)

@@ -1,4 +1,4 @@
-"""Decide once what becomes of an MQTT message: canonical readings or one dead letter."""
+"""Decide once what becomes of an MQTT message: canonical readings and/or one dead letter."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """Encoded readings keyed by sensor id, or the dead letter explaining the rejection."""
+    """Encoded readings keyed by sensor id, and the dead letter of what was rejected (if any).
+
+    Both can be set: a batch or pack with some records rejected stores the others.
+    """
 
     readings: list[tuple[bytes, bytes]]
     deadletter: DeadLetter | None = None
@@ -34,7 +37,7 @@ _REFUSED = {
 
 
 def route_message(
-    topic: str,
+    topic: str | bytes,
     payload: bytes,
     received_at: datetime,
     limits: Limits,
@@ -46,18 +49,36 @@ def route_message(
     message on the topic of an unknown or disabled device becomes an ``unknown_device`` /
     ``device_disabled`` dead letter, never readings.
 
+    A batch or pack is taken record by record (docs/ingest.md): its valid readings are
+    routed and its rejected records travel in ONE dead letter that keeps the message once
+    and names each record's reason and index. A message with a single record that is
+    rejected, or one rejected as a whole, is a dead letter without parts, as before.
+
+    ``topic`` may be the raw bytes of the MQTT topic name: one that is not UTF-8 becomes a
+    ``bad_topic`` dead letter (its bytes shown escaped), never a silent drop.
+
     Never raises: a rejected payload becomes a dead letter with its reason, and so does a bug
     in a decoder (``internal_error``, with the raw bytes), so no engine loses the message or
     has it redelivered for ever.
     """
+    if isinstance(topic, bytes):
+        raw_topic = topic
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            shown = raw_topic.decode("utf-8", "backslashreplace")
+            detail = f"topic is not UTF-8: {exc.reason} at byte {exc.start}"
+            return Routed([], DeadLetter(RejectReason.BAD_TOPIC.value, detail, payload, shown,
+                                         received_at))  # fmt: skip
     try:
         refused = authorize(topic) if authorize is not None else None
         if refused is not None:
             reason = RejectReason(refused)
             detail = _REFUSED.get(reason, reason.value)
             return Routed([], DeadLetter(reason.value, detail, payload, topic, received_at))
-        readings = codecs.decode_message(topic, payload, received_at, limits)
-        return Routed([(r.sensor_id.encode(), encode_reading(r)) for r in readings])
+        decoded = codecs.decode_records(topic, payload, received_at, limits)
+        readings = [(r.sensor_id.encode(), encode_reading(r)) for r in decoded.readings]
+        return Routed(readings, _letter(decoded, topic, payload, received_at))
     except RejectedPayload as exc:
         return Routed([], DeadLetter(exc.reason.value, exc.detail, payload, topic, received_at))
     except Exception as exc:  # a decoder bug must not lose the message: dead-letter it
@@ -65,3 +86,28 @@ def route_message(
         detail = f"{type(exc).__name__}: {exc}"[:1000]
         letter = DeadLetter(RejectReason.INTERNAL_ERROR.value, detail, payload, topic, received_at)
         return Routed([], letter)
+
+
+def _letter(
+    decoded: codecs.Decoded, topic: str, payload: bytes, received_at: datetime
+) -> DeadLetter | None:
+    """The dead letter of a decoded message's rejected records, if it has any."""
+    rejected = decoded.rejected
+    if not rejected:
+        return None
+    first = rejected[0]
+    if decoded.records == 1:  # the only record: the message is rejected whole, as always
+        return DeadLetter(first.reason, first.detail, payload, topic, received_at)
+    summary = (
+        f"{len(rejected)} of {decoded.records} records rejected"
+        f" ({len(decoded.readings)} stored); first: {first.detail}"
+    )
+    return DeadLetter(
+        first.reason,
+        summary,
+        payload,
+        topic,
+        received_at,
+        parts=tuple(rejected),
+        accepted=len(decoded.readings),
+    )

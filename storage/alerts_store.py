@@ -21,7 +21,8 @@ ALERT_LOCK = 0x616C7274  # "alrt"
 
 COLUMNS = (
     "id, council, sensor_id, site, kind, rule, severity, state, opened_at,"
-    " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details"
+    " last_seen_at, count, flaps, acknowledged_at, resolved_at, resolved_by, details,"
+    " notified, flap_streak"
 )
 A_COLUMNS = ", ".join("a." + c.strip() for c in COLUMNS.split(","))
 
@@ -101,6 +102,8 @@ def row_to_alert(row: Sequence[Any]) -> Alert:
         resolved_at,
         resolved_by,
         details,
+        notified,
+        flap_streak,
     ) = row
     return Alert(
         id=int(id_),
@@ -119,6 +122,8 @@ def row_to_alert(row: Sequence[Any]) -> Alert:
         resolved_at=resolved_at,
         resolved_by=resolved_by,
         details=dict(details or {}),
+        notified=notified,
+        flap_streak=int(flap_streak or 0),
     )
 
 
@@ -168,14 +173,16 @@ def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert
             a.resolved_at,
             a.resolved_by,
             Jsonb(a.details),
+            a.told,
+            a.flap_streak,
         )
         if a.id is None:
             cur.execute(
                 """
                 INSERT INTO alert_events (council, sensor_id, site, kind, rule, opened_at,
                     severity, state, last_seen_at, count, flaps, acknowledged_at,
-                    resolved_at, resolved_by, details)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    resolved_at, resolved_by, details, notified, flap_streak)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 RETURNING id
                 """,
                 (a.council, a.sensor_id, a.site, a.kind, a.rule, a.opened_at, *values),
@@ -188,7 +195,8 @@ def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert
                 """
                 UPDATE alert_events SET severity = %s, state = %s, last_seen_at = %s,
                        count = %s, flaps = %s, acknowledged_at = %s, resolved_at = %s,
-                       resolved_by = %s, details = %s, opened_at = %s, updated_at = now()
+                       resolved_by = %s, details = %s, notified = %s, flap_streak = %s,
+                       opened_at = %s, updated_at = now()
                  WHERE id = %s
                 """,
                 (*values, a.opened_at, a.id),
@@ -243,6 +251,57 @@ def take_out_of_range_letters(
         (limit,),
     )
     return sorted((int(i), t, d, r) for i, t, d, r in cur.fetchall())
+
+
+def held_alerts(cur: psycopg.Cursor[Any]) -> list[Alert]:
+    """Alerts resolved automatically whose resolution is held back (flapping), oldest first."""
+    cur.execute(
+        f"SELECT {COLUMNS} FROM alert_events WHERE state = 'resolved' AND notified = 'open'"
+        " ORDER BY id"
+    )
+    return [row_to_alert(r) for r in cur.fetchall()]
+
+
+def transition_name(before: Alert | None, after: Alert) -> str | None:
+    """The transition one step of an episode makes; None for a repeat (count, details)."""
+    if before is None:
+        return "opened"
+    if before.live and not after.live:
+        return "withdrawn" if after.resolved_by == "withdrawn" else "resolved"
+    if not before.live and after.live:
+        return "reopened"
+    if before.held and not after.held:
+        return "settled"
+    if after.live and after.severity.rank > before.severity.rank:
+        return "escalated"
+    return None
+
+
+def record_transitions(
+    cur: psycopg.Cursor[Any], steps: Sequence[tuple[Alert, Alert | None, Alert, str | None]]
+) -> None:
+    """Log ``(saved episode, before, after, event queued)`` steps in ``alert_transitions``."""
+    rows = []
+    for saved, before, after, event in steps:
+        name = transition_name(before, after)
+        if name is None:
+            continue
+        at = {
+            "opened": after.opened_at,
+            "resolved": after.resolved_at,
+            "settled": after.resolved_at,
+            "withdrawn": after.resolved_at,
+        }.get(name) or after.last_seen_at
+        actor = after.resolved_by if name in ("resolved", "withdrawn", "settled") else None
+        rows.append(
+            (saved.id, name, at, after.state.value, after.severity.value, after.flaps, actor, event)
+        )
+    if rows:
+        cur.executemany(
+            "INSERT INTO alert_transitions (alert_id, transition, at, state, severity, flaps,"
+            " actor, event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
 
 
 def enqueue_notifications(cur: psycopg.Cursor[Any], events: Sequence[tuple[Alert, str]]) -> None:

@@ -25,11 +25,14 @@ from rules.alert_notify import notification_event
 from rules.alerts import (
     RULES,
     Alert,
+    AlertStatus,
     Signal,
     Sites,
     apply_signals,
     policy_for,
     quiet_resolutions,
+    settle_due,
+    settled,
 )
 from rules.detectors import (
     Detector,
@@ -49,6 +52,11 @@ from storage import snapshots_store as snaps
 from storage.rule_settings import publish_thresholds
 
 log = logging.getLogger(__name__)
+
+
+def _epoch(value: object) -> float | None:
+    """A detector state's epoch-seconds field, or None."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass(slots=True)
@@ -264,15 +272,24 @@ class Detection:
         updates = sorted(plan.updates, key=lambda pair: pair[1].live)
         saved = db.save_alerts(cur, [new for _, new in updates])
         inserted = db.save_alerts(cur, sorted(plan.inserts, key=lambda a: a.live))
-        events: list[tuple[Alert, str]] = []
+        steps: list[tuple[Alert, Alert | None, Alert, str | None]] = []
         for (old, _), new in zip(updates, saved, strict=True):
-            event = notification_event(old, new)
-            if event:
-                events.append((new, event))
-        for new in inserted:
-            events.append((new, notification_event(None, new) or "resolved"))
-        events += [(replace(a, resolved_by="withdrawn"), "withdrawn") for a in plan.deletes]
-        db.enqueue_notifications(cur, events)
+            steps.append((new, old, new, notification_event(old, new)))
+        for new in inserted:  # one found already over: both its changes, opened then resolved
+            opened = new if new.live else replace(
+                new, state=AlertStatus.OPEN, resolved_at=None, resolved_by=None, notified="open"
+            )  # fmt: skip
+            steps.append((new, None, opened, "opened"))
+            if not new.live:
+                steps.append((new, opened, new, "resolved"))
+        for gone in plan.deletes:
+            withdrawn = replace(
+                gone, state=AlertStatus.RESOLVED, resolved_by="withdrawn",
+                resolved_at=gone.resolved_at or now,
+            )  # fmt: skip
+            steps.append((gone, gone, withdrawn, "withdrawn"))
+        db.enqueue_notifications(cur, [(after, e) for _, _, after, e in steps if e])
+        db.record_transitions(cur, steps)
         self.stats.alerts_opened += len(inserted)
         self.stats.alerts_changed += len(saved) + len(inserted) + len(plan.deletes)
         return saved + inserted
@@ -295,7 +312,24 @@ class Detection:
         live = {a.id: a for a in db.live_alerts(cur, event_rules)}
         quiet = db.save_alerts(cur, quiet_resolutions(list(live.values()), now))
         self._notify(cur, [(a, live[a.id], a) for a in quiet])
-        return saved + quiet
+        return saved + quiet + self._settle(cur, health, now)
+
+    def _settle(
+        self, cur: psycopg.Cursor[Any], health: list[tuple[str, JsonDict]], now: datetime
+    ) -> list[Alert]:
+        """Notify the held-back resolutions of flapping alerts that have proved final."""
+        watermark = {s: st.get("t") for s, st in health}
+        arrival = {s: st.get("rx", st.get("t")) for s, st in health}
+        due = [
+            a
+            for a in db.held_alerts(cur)
+            if settle_due(
+                a, now, _epoch(watermark.get(a.sensor_id)), _epoch(arrival.get(a.sensor_id))
+            )
+        ]
+        final = db.save_alerts(cur, [settled(a) for a in due])
+        self._notify(cur, list(zip(final, due, final, strict=True)))
+        return final
 
     def _apply(
         self, cur: psycopg.Cursor[Any], signals: list[Signal], sites: Sites | None = None
@@ -316,14 +350,18 @@ class Detection:
 
     @staticmethod
     def _notify(cur: psycopg.Cursor[Any], steps: list[tuple[Alert, Alert | None, Alert]]) -> None:
-        """Queue webhook notifications for the transitions worth one (same transaction).
+        """Queue webhook notifications for the transitions worth one, and log every transition
+        (same transaction).
 
         Each step is (the saved episode, before, after); the payload is the alert as it was
         right after that step, with the episode's stored id.
         """
         events = []
+        logged: list[tuple[Alert, Alert | None, Alert, str | None]] = []
         for saved, before, after in steps:
             event = notification_event(before, after)
             if event:
                 events.append((replace(after, id=saved.id), event))
+            logged.append((saved, before, after, event))
         db.enqueue_notifications(cur, events)
+        db.record_transitions(cur, logged)

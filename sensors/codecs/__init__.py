@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
 
 from sensors.codecs import civicpulse_json, senml
-from sensors.errors import RejectedPayload, RejectReason
+from sensors.errors import RejectedPayload, RejectedRecord, RejectReason
 from sensors.reading import Reading
 from sensors.topics import SUBSCRIPTION_FILTER, SensorAddress, parse_topic, topic_for
 from sensors.validation import DEFAULT_LIMITS, Limits, type_name
@@ -17,6 +18,7 @@ from sensors.validation import DEFAULT_LIMITS, Limits, type_name
 __all__ = [
     "DEFAULT_LIMITS",
     "SUBSCRIPTION_FILTER",
+    "Decoded",
     "Limits",
     "Reading",
     "RejectReason",
@@ -24,6 +26,7 @@ __all__ = [
     "SensorAddress",
     "civicpulse_json",
     "decode_message",
+    "decode_records",
     "parse_topic",
     "senml",
     "topic_for",
@@ -63,16 +66,48 @@ def _parse_json(text: str) -> object:
     raise RejectedPayload(RejectReason.MALFORMED_JSON, f"payload is not valid JSON: {error}")
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message decoded record by record: its readings, and the records rejected alone.
+
+    ``records`` is how many records the message held (a single-reading message holds one).
+    """
+
+    readings: list[Reading]
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    records: int = 1
+
+
 def decode_message(
     topic: str,
     payload: bytes,
     received_at: datetime,
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Reading]:
-    """Decode and validate one MQTT message into canonical readings.
+    """Decode and validate one MQTT message into canonical readings, all or nothing.
 
-    A JSON array is SenML (RFC 8428); a JSON object is civicpulse JSON v1. Raises
-    ``RejectedPayload`` with a stable reason code: the message goes to the dead letters whole.
+    Raises ``RejectedPayload`` with a stable reason code, for the first record rejected if
+    any is; ingest uses :func:`decode_records`, which keeps the good records of a message.
+    """
+    decoded = decode_records(topic, payload, received_at, limits)
+    if decoded.rejected:
+        first = decoded.rejected[0]
+        raise RejectedPayload(RejectReason(first.reason), first.detail)
+    return decoded.readings
+
+
+def decode_records(
+    topic: str,
+    payload: bytes,
+    received_at: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Decoded:
+    """Decode and validate one MQTT message record by record (docs/ingest.md).
+
+    A JSON array is SenML (RFC 8428); a JSON object is civicpulse JSON v1. What spoils the
+    whole message (size, topic, UTF-8, JSON, the pack's or batch's own fields, no records at
+    all) raises ``RejectedPayload``; a bad record of a batch or pack is returned in
+    ``rejected`` with its index, and the other records are decoded.
     """
     if len(payload) > limits.max_payload_bytes:
         raise RejectedPayload(
@@ -90,30 +125,28 @@ def decode_message(
         ) from None
     document = _parse_json(text)
     if isinstance(document, list):
-        if len(document) > limits.max_readings_per_message:  # fail before resolving them all
-            raise RejectedPayload(
-                RejectReason.PAYLOAD_TOO_LARGE,
-                f"{len(document)} SenML records (limit {limits.max_readings_per_message})",
-            )
-        readings = senml.decode(document, address, received_at, limits)
+        _check_count(len(document), "SenML records", limits)  # before resolving them all
+        readings, rejected = senml.decode_each(document, address, received_at, limits)
+        records = len(document)
     elif isinstance(document, dict):
         batch = document.get("readings")
-        if isinstance(batch, list) and len(batch) > limits.max_readings_per_message:
-            raise RejectedPayload(
-                RejectReason.PAYLOAD_TOO_LARGE,
-                f"{len(batch)} readings (limit {limits.max_readings_per_message})",
-            )
-        readings = civicpulse_json.decode(document, address, received_at, limits)
+        if isinstance(batch, list):
+            _check_count(len(batch), "readings", limits)
+        readings, rejected = civicpulse_json.decode_each(document, address, received_at, limits)
+        records = len(batch) if isinstance(batch, list) and "metric" not in document else 1
     else:
         raise RejectedPayload(
             RejectReason.WRONG_TYPE,
             f"payload is {type_name(document)}; expected a SenML array or a civicpulse JSON object",
         )
-    if not readings:
+    if not readings and not rejected:
         raise RejectedPayload(RejectReason.EMPTY, "payload holds no readings")
-    if len(readings) > limits.max_readings_per_message:
+    _check_count(len(readings), "readings", limits)
+    return Decoded(readings, rejected, records)
+
+
+def _check_count(n: int, what: str, limits: Limits) -> None:
+    if n > limits.max_readings_per_message:
         raise RejectedPayload(
-            RejectReason.PAYLOAD_TOO_LARGE,
-            f"{len(readings)} readings (limit {limits.max_readings_per_message})",
+            RejectReason.PAYLOAD_TOO_LARGE, f"{n} {what} (limit {limits.max_readings_per_message})"
         )
-    return readings

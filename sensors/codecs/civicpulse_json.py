@@ -10,7 +10,7 @@ from typing import Final
 
 import orjson
 
-from sensors.errors import RejectedPayload, RejectReason
+from sensors.errors import RejectedPayload, RejectedRecord, RejectReason
 from sensors.reading import Reading, Sample
 from sensors.topics import SENSOR_ID_PATTERN, SensorAddress
 from sensors.validation import (
@@ -117,7 +117,15 @@ def decode(
     received_at: datetime,
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Reading]:
-    """Decode a parsed civicpulse JSON object into canonical readings."""
+    """Decode a parsed civicpulse JSON object into canonical readings (all or nothing)."""
+    readings, rejected = decode_each(obj, address, received_at, limits)
+    if rejected:
+        raise RejectedPayload(RejectReason(rejected[0].reason), rejected[0].detail)
+    return readings
+
+
+def _head(obj: object, address: SensorAddress) -> dict[str, object]:
+    """The object, its version and sensor id checked: what a whole message stands or falls on."""
     if not isinstance(obj, dict):
         raise RejectedPayload(
             RejectReason.WRONG_TYPE, f"a civicpulse JSON payload is an object, got {type_name(obj)}"
@@ -140,6 +148,21 @@ def decode(
                 RejectReason.SENSOR_MISMATCH,
                 f"'sensor_id' {shown(sensor_id)} differs from the topic's {address.sensor_id!r}",
             )
+    return obj
+
+
+def decode_each(
+    obj: object,
+    address: SensorAddress,
+    received_at: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[list[Reading], list[RejectedRecord]]:
+    """Decode a batch reading by reading: the readings, and each rejected one with its index.
+
+    Raises ``RejectedPayload`` for what spoils the whole message (not an object, version,
+    sensor id, no ``readings`` array) and for a single-reading message that is rejected.
+    """
+    obj = _head(obj, address)
     if "readings" not in obj:
         if "metric" not in obj:
             raise RejectedPayload(
@@ -147,7 +170,7 @@ def decode(
             )
         if "time" not in obj:
             raise RejectedPayload(RejectReason.MISSING_FIELD, "no 'time'")
-        return [_reading(obj, None, "", address, received_at, limits)]
+        return [_reading(obj, None, "", address, received_at, limits)], []
     if "metric" in obj:
         raise RejectedPayload(
             RejectReason.WRONG_TYPE, "payload has both 'metric' and 'readings'; send one form"
@@ -158,13 +181,19 @@ def decode(
             RejectReason.WRONG_TYPE, f"'readings' must be an array, got {type_name(items)}"
         )
     default_time = obj.get("time")
-    readings = []
+    readings: list[Reading] = []
+    rejected: list[RejectedRecord] = []
     for index, item in enumerate(items):
         where = f"readings[{index}]: "
-        if not isinstance(item, dict):
-            raise _reject(RejectReason.WRONG_TYPE, where, f"is {type_name(item)}, not an object")
-        readings.append(_reading(item, default_time, where, address, received_at, limits))
-    return readings
+        try:
+            if not isinstance(item, dict):
+                raise _reject(
+                    RejectReason.WRONG_TYPE, where, f"is {type_name(item)}, not an object"
+                )
+            readings.append(_reading(item, default_time, where, address, received_at, limits))
+        except RejectedPayload as exc:
+            rejected.append(RejectedRecord.of(index, exc, orjson.dumps(item)))
+    return readings, rejected
 
 
 def format_time(time: datetime) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 import orjson
 
 from sensors.catalogue import KINDS, Metric
-from sensors.errors import RejectedPayload, RejectReason
+from sensors.errors import RejectedPayload, RejectedRecord, RejectReason
 from sensors.reading import Reading, Sample
 from sensors.topics import SENSOR_ID_PATTERN, SensorAddress
 from sensors.units import conversion_for
@@ -72,6 +72,7 @@ class ResolvedRecord:
     time: float
     update_time: float | None = None
     version: int | None = None  # present only when the pack's version is not 10
+    index: int = field(default=0, compare=False)  # position in the pack as sent
 
 
 def _invalid(index: int, detail: str) -> RejectedPayload:
@@ -122,26 +123,53 @@ def resolve(pack: object, now: float) -> list[ResolvedRecord]:
     """Resolve a decoded SenML JSON pack; relative times count from ``now`` (Unix seconds).
 
     Records come back in chronological order (stable), as RFC 8428 section 4.6 requires.
+    Raises ``RejectedPayload`` for the first record that cannot be resolved.
     """
+    resolved, rejected = resolve_each(pack, now)
+    if rejected:
+        first = rejected[0]
+        raise RejectedPayload(RejectReason(first.reason), first.detail)
+    return resolved
+
+
+def _pack_level(pack: object) -> list[object]:
+    """The pack as a list; a pack that is no array, or uses must-understand labels, is refused
+    whole (RFC 8428 section 4.4: such a pack cannot be processed correctly)."""
     if not isinstance(pack, list):
         raise RejectedPayload(
             RejectReason.SENML_INVALID, f"a SenML pack is an array, got {type_name(pack)}"
         )
+    for index, record in enumerate(pack):
+        if isinstance(record, dict):
+            must_understand = [label for label in record if label.endswith("_")]
+            if must_understand:
+                raise RejectedPayload(
+                    RejectReason.SENML_MUST_UNDERSTAND,
+                    f"record {index}: must-understand label {shown(must_understand[0])} is not "
+                    "supported",
+                )
+    return pack
+
+
+def resolve_each(pack: object, now: float) -> tuple[list[ResolvedRecord], list[RejectedRecord]]:
+    """Resolve a pack record by record: the resolved records (chronological) and the rejected.
+
+    Base fields (``bn``, ``bt``, ``bu``, ``bv``, ``bs``, ``bver``) apply to every later record
+    (RFC 8428 section 4), so a bad one rejects the whole pack (``RejectedPayload``); a record
+    whose own fields are bad is rejected alone, with its index in the pack as sent.
+    """
+    records = _pack_level(pack)
     base_name, base_time, base_unit = "", 0.0, None
     base_value: float | None = None
     base_sum: float | None = None
     version: int | None = None
     resolved: list[ResolvedRecord] = []
-    for index, record in enumerate(pack):
+    rejected: list[RejectedRecord] = []
+    for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise _invalid(index, f"a record is an object, got {type_name(record)}")
-        must_understand = [label for label in record if label.endswith("_")]
-        if must_understand:
-            raise RejectedPayload(
-                RejectReason.SENML_MUST_UNDERSTAND,
-                f"record {index}: must-understand label {shown(must_understand[0])} is not "
-                "supported",
-            )
+            error = _invalid(index, f"a record is an object, got {type_name(record)}")
+            rejected.append(RejectedRecord.of(index, error, _record_bytes(record)))
+            continue
         if "bver" in record:
             version = _version(record, index)
         if "bn" in record:
@@ -154,53 +182,79 @@ def resolve(pack: object, now: float) -> list[ResolvedRecord]:
             base_value = _number(record, "bv", index)
         if "bs" in record:
             base_sum = _number(record, "bs", index)
-
-        name = base_name + (_string(record, "n", index) if "n" in record else "")
-        if NAME_PATTERN.fullmatch(name) is None:
-            raise _invalid(index, f"name {shown(name)} is empty or has characters SenML forbids")
-        unit = _string(record, "u", index) if "u" in record else base_unit
-        if unit in SECONDARY_UNITS and not _secondary_allowed(version):
-            raise _invalid(
-                index,
-                f"secondary unit {unit!r} needs a pack declaring the Secondary Units feature "
-                f'("bver": {SECONDARY_UNITS_VERSION}, RFC 9100), got bver {version}',
-            )
-        present = [label for label in _VALUE_LABELS if label in record]
-        if len(present) > 1 or (not present and "s" not in record):
-            raise _invalid(index, f"needs exactly one of v, vs, vb, vd (or a sum), has {present}")
-
-        value: float | None = None
-        if "v" in record:
-            value = (base_value or 0.0) + _number(record, "v", index)
-        string_value = _string(record, "vs", index) if "vs" in record else None
-        bool_value = record.get("vb")
-        if bool_value is not None and not isinstance(bool_value, bool):
-            raise _invalid(index, f"'vb' must be a boolean, got {type_name(bool_value)}")
-        data_value = _string(record, "vd", index) if "vd" in record else None
-        if data_value is not None and _BASE64URL.fullmatch(data_value) is None:
-            raise _invalid(index, "'vd' must be unpadded base64url")
-        total: float | None = None
-        if "s" in record or base_sum is not None:
-            total = (base_sum or 0.0) + (_number(record, "s", index) if "s" in record else 0.0)
-        time = base_time + (_number(record, "t", index) if "t" in record else 0.0)
-        if time < RELATIVE_TIME_LIMIT:
-            time += now
-        resolved.append(
-            ResolvedRecord(
-                name=name,
-                unit=unit,
-                value=value,
-                string_value=string_value,
-                bool_value=bool_value,
-                data_value=data_value,
-                sum=total,
-                time=time,
-                update_time=_number(record, "ut", index) if "ut" in record else None,
-                version=version if version not in (None, BASE_VERSION) else None,
-            )
-        )
+        base = _Base(base_name, base_time, base_unit, base_value, base_sum, version)
+        try:
+            resolved.append(_resolve_record(record, index, base, now))
+        except RejectedPayload as exc:
+            rejected.append(RejectedRecord.of(index, exc, _record_bytes(record)))
     resolved.sort(key=lambda r: r.time)
-    return resolved
+    return resolved, rejected
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    name: str
+    time: float
+    unit: str | None
+    value: float | None
+    sum: float | None
+    version: int | None
+
+
+def _record_bytes(record: object) -> bytes:
+    """A record as JSON, as it stood in the pack (before base fields were applied)."""
+    try:
+        return orjson.dumps(record)
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(record).encode("utf-8", "replace")
+
+
+def _resolve_record(
+    record: dict[str, object], index: int, base: _Base, now: float
+) -> ResolvedRecord:
+    """One record with the base fields in force applied; raises for its own bad fields."""
+    name = base.name + (_string(record, "n", index) if "n" in record else "")
+    if NAME_PATTERN.fullmatch(name) is None:
+        raise _invalid(index, f"name {shown(name)} is empty or has characters SenML forbids")
+    unit = _string(record, "u", index) if "u" in record else base.unit
+    if unit in SECONDARY_UNITS and not _secondary_allowed(base.version):
+        raise _invalid(
+            index,
+            f"secondary unit {unit!r} needs a pack declaring the Secondary Units feature "
+            f'("bver": {SECONDARY_UNITS_VERSION}, RFC 9100), got bver {base.version}',
+        )
+    present = [label for label in _VALUE_LABELS if label in record]
+    if len(present) > 1 or (not present and "s" not in record):
+        raise _invalid(index, f"needs exactly one of v, vs, vb, vd (or a sum), has {present}")
+    value: float | None = None
+    if "v" in record:
+        value = (base.value or 0.0) + _number(record, "v", index)
+    string_value = _string(record, "vs", index) if "vs" in record else None
+    bool_value = record.get("vb")
+    if bool_value is not None and not isinstance(bool_value, bool):
+        raise _invalid(index, f"'vb' must be a boolean, got {type_name(bool_value)}")
+    data_value = _string(record, "vd", index) if "vd" in record else None
+    if data_value is not None and _BASE64URL.fullmatch(data_value) is None:
+        raise _invalid(index, "'vd' must be unpadded base64url")
+    total: float | None = None
+    if "s" in record or base.sum is not None:
+        total = (base.sum or 0.0) + (_number(record, "s", index) if "s" in record else 0.0)
+    time = base.time + (_number(record, "t", index) if "t" in record else 0.0)
+    if time < RELATIVE_TIME_LIMIT:
+        time += now
+    return ResolvedRecord(
+        name=name,
+        unit=unit,
+        value=value,
+        string_value=string_value,
+        bool_value=bool_value,
+        data_value=data_value,
+        sum=total,
+        time=time,
+        update_time=_number(record, "ut", index) if "ut" in record else None,
+        version=base.version if base.version not in (None, BASE_VERSION) else None,
+        index=index,
+    )
 
 
 def _metric_and_prefix(name: str) -> tuple[str, str]:
@@ -262,10 +316,39 @@ def decode(
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Reading]:
     """Decode a parsed SenML JSON pack into canonical readings; raise ``RejectedPayload``."""
-    return [
-        _reading(record, address, received_at, limits)
-        for record in resolve(obj, received_at.timestamp())
-    ]
+    readings, rejected = decode_each(obj, address, received_at, limits)
+    if rejected:
+        first = min(rejected, key=lambda r: r.index)
+        raise RejectedPayload(RejectReason(first.reason), first.detail)
+    return readings
+
+
+def decode_each(
+    obj: object,
+    address: SensorAddress,
+    received_at: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[list[Reading], list[RejectedRecord]]:
+    """Decode a pack record by record: the readings, and each rejected record with its index.
+
+    Raises ``RejectedPayload`` only for what spoils the whole pack (see :func:`resolve_each`).
+    """
+    records, rejected = resolve_each(obj, received_at.timestamp())
+    raw = obj if isinstance(obj, list) else []
+    readings = []
+    for record in records:
+        try:
+            readings.append(_reading(record, address, received_at, limits))
+        except RejectedPayload as exc:
+            where = f"record {record.index}: "
+            error = RejectedPayload(
+                exc.reason, exc.detail if exc.detail.startswith(where) else where + exc.detail
+            )
+            rejected.append(
+                RejectedRecord.of(record.index, error, _record_bytes(raw[record.index]))
+            )
+    rejected.sort(key=lambda r: r.index)
+    return readings, rejected
 
 
 def _canonical_metric(name: str) -> Metric:

@@ -59,7 +59,7 @@ def test_a_decoder_bug_becomes_an_internal_error_dead_letter_with_the_raw_bytes(
     def broken(*_args: object) -> None:
         raise ZeroDivisionError("a bug in a codec")
 
-    monkeypatch.setattr(sensors.codecs, "decode_message", broken)
+    monkeypatch.setattr(sensors.codecs, "decode_records", broken)
     payload = b'{"no2": 12.5}'
     topic = "civicpulse/aberdeen/air_quality/aq-0001"
     routed = route_message(topic, payload, RECEIVED, DEFAULT_LIMITS)

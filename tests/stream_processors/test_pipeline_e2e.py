@@ -6,6 +6,7 @@ the bridge and the Faust worker are each killed with SIGKILL mid-stream and rest
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from sensors.deadletter import KEEP_BYTES
 from simulator import Fleet, bad_messages, publish
 from tests.processes import CivicProcess, civic_env, running, wait_until
 
@@ -194,13 +196,17 @@ def test_pipeline_end_to_end_with_bad_input_and_kill9(
         assert mean == pytest.approx(values.mean(), rel=1e-9, abs=1e-9)
         assert last == pytest.approx(values[-1], rel=1e-9, abs=1e-9)
 
-    # every bad message dead-lettered with its specific reason, raw bytes and MQTT topic
-    letters: dict[tuple[str, bytes], set[str]] = defaultdict(set)
+    # every bad message dead-lettered with its specific reason, raw bytes (the first 4 KiB,
+    # with the whole payload's length and SHA-256) and MQTT topic
+    letters: dict[tuple[str, str], set[str]] = defaultdict(set)
     for key, value, headers in deadletters:
         assert headers["mqtt_topic"] == key.decode("utf-8", "replace")
         assert headers["detail"] and headers["received_at"]
-        letters[(headers["mqtt_topic"], value)].add(headers["reason"])
+        assert len(value) <= KEEP_BYTES
+        letters[(headers["mqtt_topic"], headers["payload_sha256"])].add(headers["reason"])
+        if headers["reason"] == "payload_too_large":
+            assert int(headers["payload_size"]) > KEEP_BYTES == len(value)
     for b in bad:
-        got = letters.get((b.topic, b.payload))
+        got = letters.get((b.topic, hashlib.sha256(b.payload).hexdigest()))
         assert got == {b.expected_reason.value}, (b.label, got)
     assert len({h["reason"] for _k, _v, h in deadletters}) >= 10
