@@ -1,20 +1,28 @@
-"""The embedded MQTT broker (amqtt), changed twice: a publish is checked against the topic
-plugins before anything else, and a sensor message is acknowledged only after its commit."""
+"""The embedded MQTT broker (amqtt), changed three times: packets pass a front door, a publish is
+checked against the topic plugins first, and a sensor message is acknowledged only once stored."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import INCOMING
+from amqtt.mqtt.publish import PublishPacket
 from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage
 
 from embedded.auth import Gate, auth_plugins
 from embedded.committer import GroupCommitter, NotStored
+from embedded.frontdoor import DEFAULT_MAX_PACKET_BYTES, FrontDoor, FrontDoorReader, Malformed
+from sensors.deadletter import DeadLetter
 from sensors.topics import TOPIC_PREFIX
+from storage import DeadLetterStore
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,25 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
     """
 
     committer: GroupCommitter
+
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        """Handle only the PUBLISH the front door let through next, byte for byte.
+
+        Defence in depth: if amqtt's parser ever framed the stream differently from the front
+        door (a packet it cut short, bytes it parsed as another packet), the PUBLISH it hands
+        over is not the one checked, and the connection is closed before anything is stored.
+        """
+        reader = self.reader
+        if isinstance(reader, FrontDoorReader) and not reader.expect_publish(
+            publish_packet.topic_name,
+            publish_packet.qos,
+            publish_packet.packet_id if publish_packet.qos else None,
+            publish_packet.data,
+        ):
+            await reader.refuse(Malformed("framing", "amqtt parsed a PUBLISH not let through"))
+            await self.handle_connection_closed()
+            return
+        await super().handle_publish(publish_packet)
 
     async def _handle_message_flow(
         self, app_message: IncomingApplicationMessage | OutgoingApplicationMessage
@@ -79,11 +106,47 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
 
 
 class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
-    """An amqtt ``Broker`` whose client connections use :class:`DurableHandler`."""
+    """An amqtt ``Broker`` whose TCP connections pass a :class:`FrontDoorReader` and whose
+    client connections use :class:`DurableHandler`.
 
-    def __init__(self, config: dict[str, Any], committer: GroupCommitter) -> None:
+    ``max_packet_bytes`` refuses larger packets (connection closed, nothing read past the
+    topic and a payload prefix); ``letters`` (its own connection) stores the dead letters of
+    refused PUBLISH packets — without it, refusals are only logged and counted
+    (``front_door.refused``).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        committer: GroupCommitter,
+        *,
+        max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES,
+        letters: DeadLetterStore | None = None,
+    ) -> None:
         super().__init__(config)
         self._committer = committer
+        self._letters = letters
+        self._letters_lock = asyncio.Lock()
+        self.front_door = FrontDoor(max_packet_bytes, self._record if letters is not None else None)
+
+    async def _record(self, letter: DeadLetter, source_ref: str) -> None:
+        if self._letters is None:
+            return
+        async with self._letters_lock:  # one connection: one write at a time
+            await asyncio.to_thread(self._letters.write, [(letter, source_ref)])
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        """amqtt's TCP entry point, with the front door in front of its parser."""
+        door = FrontDoorReader(reader, writer, self.front_door)
+        await self._client_connected(listener_name, door, StreamWriterAdapter(writer))
+
+    async def shutdown(self) -> None:
+        """Stop amqtt, then close the dead-letter connection."""
+        await super().shutdown()
+        if self._letters is not None:
+            await asyncio.to_thread(self._letters.close)
 
     async def _initialize_client_session(self, *args: Any, **kwargs: Any) -> Any:
         # amqtt builds the handler inside this method (BrokerProtocolHandler.init_from_connect)
@@ -95,13 +158,42 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         return handler, session
 
 
-def broker_config(host: str, port: int, gate: Gate) -> dict[str, Any]:
-    """One TCP listener, enforcing ``gate`` (auth and topic plugins); no packet/event logging
-    plugins (they cost per packet)."""
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "plugins": auth_plugins(gate),
-    }
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """A TLS listener (MQTT over TLS, e.g. port 8883) beside the plain one, on the same host."""
+
+    port: int
+    certfile: str
+    keyfile: str
+
+    @classmethod
+    def from_settings(cls, port: int, certfile: str, keyfile: str) -> TlsListener | None:
+        """None when ``port`` is 0; ValueError naming what is missing or unreadable."""
+        if not port:
+            return None
+        for name, path in (("tls_certfile", certfile), ("tls_keyfile", keyfile)):
+            if not path:
+                raise ValueError(f"CIVICPULSE_TLS_PORT={port} needs CIVICPULSE_{name.upper()}")
+            if not Path(path).is_file():
+                raise ValueError(f"CIVICPULSE_{name.upper()}={path}: no such file")
+        return cls(port, certfile, keyfile)
 
 
-__all__ = ["DurableBroker", "DurableHandler", "broker_config"]
+def broker_config(
+    host: str, port: int, gate: Gate, tls: TlsListener | None = None
+) -> dict[str, Any]:
+    """A TCP listener (and a TLS one), enforcing ``gate`` (auth and topic plugins); no
+    packet/event logging plugins (they cost per packet)."""
+    listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
+    if tls is not None:
+        listeners["tls"] = {
+            "type": "tcp",
+            "bind": f"{host}:{tls.port}",
+            "ssl": True,
+            "certfile": tls.certfile,
+            "keyfile": tls.keyfile,
+        }
+    return {"listeners": listeners, "plugins": auth_plugins(gate)}
+
+
+__all__ = ["DurableBroker", "DurableHandler", "TlsListener", "broker_config"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from amqtt.errors import BrokerError
 
 from embedded.auth import DirectoryLoader, DirectoryRefresher, Gate, empty_directory
-from embedded.broker import DurableBroker, broker_config
+from embedded.broker import DurableBroker, TlsListener, broker_config
 from embedded.committer import GroupCommitter
 from embedded.external import ExternalSubscriber
 from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
@@ -58,10 +58,16 @@ class EmbeddedConfig:
     late_horizon_s: float = 86400.0  # late readings within this still reach the alert rules
     auth: AuthMode = AuthMode.AUTO  # anonymous clients only on a loopback listener
     directory_refresh_s: float = 2.0  # how often the device registry is reloaded
+    max_packet_bytes: int = 1_048_576  # embedded broker: larger MQTT packets are refused
+    tls: TlsListener | None = None  # a second, TLS listener on the same host
 
 
 def _route(
-    limits: Limits, authorize: Authorize | None, topic: str, payload: bytes, received_at: datetime
+    limits: Limits,
+    authorize: Authorize | None,
+    topic: str | bytes,
+    payload: bytes,
+    received_at: datetime,
 ) -> Routed:
     return route_message(topic, payload, received_at, limits, authorize)
 
@@ -172,7 +178,10 @@ class EmbeddedEngine:
             log.info("embedded engine: external MQTT %s → %s", self.mqtt_url, self.database_url)
             return
         self._broker = DurableBroker(
-            broker_config(c.mqtt_host, c.mqtt_port, self.gate), self._committer
+            broker_config(c.mqtt_host, c.mqtt_port, self.gate, c.tls),
+            self._committer,
+            max_packet_bytes=c.max_packet_bytes,
+            letters=DeadLetterStore(self.database_url),  # refused PUBLISH packets
         )
         try:
             await self._broker.start()

