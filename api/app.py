@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool
 
+import api.agreements
 import api.opendata
 import api.sensorthings.router
 from api.access import PUBLIC_RATE_PER_MINUTE, Access
@@ -83,6 +84,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     api.sensorthings.router.install_error_handlers(app)
     app.include_router(api.sensorthings.router.router)
     app.include_router(api.opendata.router)
+    app.include_router(api.agreements.router)
     # Open data is for anyone's web page: any origin may read (GET), with or without a key.
     app.add_middleware(
         CORSMiddleware,

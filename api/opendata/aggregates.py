@@ -64,6 +64,7 @@ class AggregateQuery:
     site: str | None = None
     sensor: str | None = None
     group: Group = "sensor"
+    descending: bool = False  # intervals latest first (within each series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +141,13 @@ def aggregate_sql(q: AggregateQuery, *, iso_times: bool = False) -> sql.Composed
         start, end = _iso(start), _iso(end)
     site = sql.SQL("coalesce(s.site, r.sensor_id)")
     where = _filters(q, site)
+    bucket = sql.SQL("r.bucket DESC" if q.descending else "r.bucket")
     if q.group == "sensor":
         return sql.SQL(
             "SELECT r.council, r.kind, r.metric, {unit}, {site}, r.sensor_id, {start}, {end},"
             " r.min, r.max, r.mean, r.n"
             " FROM {rel} r LEFT JOIN sensor_sites s ON s.sensor_id = r.sensor_id"
-            " WHERE {where} ORDER BY r.sensor_id, r.metric, r.bucket"
+            " WHERE {where} ORDER BY r.sensor_id, r.metric, {bucket}"
         ).format(
             unit=_UNIT,
             site=site,
@@ -153,6 +155,7 @@ def aggregate_sql(q: AggregateQuery, *, iso_times: bool = False) -> sql.Composed
             end=end,
             rel=sql.Identifier(_SENSOR_ROLLUP[q.resolution]),
             where=where,
+            bucket=bucket,
         )
     if q.group == "site":
         return sql.SQL(
@@ -160,7 +163,7 @@ def aggregate_sql(q: AggregateQuery, *, iso_times: bool = False) -> sql.Composed
             " min(r.min), max(r.max), sum(r.sum) / sum(r.n), sum(r.n)::bigint"
             " FROM {rel} r LEFT JOIN sensor_sites s ON s.sensor_id = r.sensor_id"
             " WHERE {where} GROUP BY r.council, r.kind, r.metric, {site}, r.bucket"
-            " ORDER BY r.council, {site}, r.kind, r.metric, r.bucket"
+            " ORDER BY r.council, {site}, r.kind, r.metric, {bucket}"
         ).format(
             unit=_UNIT,
             site=site,
@@ -168,6 +171,7 @@ def aggregate_sql(q: AggregateQuery, *, iso_times: bool = False) -> sql.Composed
             end=end,
             rel=sql.Identifier(_SENSOR_ROLLUP[q.resolution]),
             where=where,
+            bucket=bucket,
         )
     council_rel = _COUNCIL_ROLLUP.get(q.resolution)
     if council_rel is None:  # 15 minutes: no council rollup, pool the sensors' rows
@@ -175,22 +179,32 @@ def aggregate_sql(q: AggregateQuery, *, iso_times: bool = False) -> sql.Composed
             "SELECT r.council, r.kind, r.metric, {unit}, NULL::text, NULL::text, {start}, {end},"
             " min(r.min), max(r.max), sum(r.sum) / sum(r.n), sum(r.n)::bigint"
             " FROM readings_15m r WHERE {where} GROUP BY r.council, r.kind, r.metric, r.bucket"
-            " ORDER BY r.council, r.kind, r.metric, r.bucket"
-        ).format(unit=_UNIT, start=start, end=end, where=where)
+            " ORDER BY r.council, r.kind, r.metric, {bucket}"
+        ).format(unit=_UNIT, start=start, end=end, where=where, bucket=bucket)
     return sql.SQL(
         "SELECT r.council, r.kind, r.metric, {unit}, NULL::text, NULL::text, {start}, {end},"
         " r.min, r.max, r.mean, r.n FROM {rel} r WHERE {where}"
-        " ORDER BY r.council, r.kind, r.metric, r.bucket"
-    ).format(unit=_UNIT, start=start, end=end, rel=sql.Identifier(council_rel), where=where)
+        " ORDER BY r.council, r.kind, r.metric, {bucket}"
+    ).format(
+        unit=_UNIT,
+        start=start,
+        end=end,
+        rel=sql.Identifier(council_rel),
+        where=where,
+        bucket=bucket,
+    )
 
 
 async def fetch_aggregates(
-    conn: AsyncConnection[Any], q: AggregateQuery, *, limit: int | None = None
+    conn: AsyncConnection[Any], q: AggregateQuery, *, limit: int | None = None, offset: int = 0
 ) -> list[AggregateRow]:
-    """The rows of ``q`` (at most ``limit``), series by series, intervals in time order."""
+    """The rows of ``q`` (at most ``limit``, after ``offset``), series by series, intervals
+    in time order (latest first with ``q.descending``)."""
     query = aggregate_sql(q)
     if limit is not None:
         query = sql.SQL("{} LIMIT {}").format(query, sql.Literal(limit))
+    if offset:
+        query = sql.SQL("{} OFFSET {}").format(query, sql.Literal(offset))
     cur = await conn.execute(query)
     return [AggregateRow(*row) for row in await cur.fetchall()]
 

@@ -12,7 +12,8 @@ from psycopg.rows import dict_row
 
 from api.reader import ReadSession
 from api.sensorthings import render
-from api.sensorthings.errors import BadRequest, NotFound
+from api.sensorthings.errors import BadRequest, NotFound, NotSupported
+from api.sensorthings.ids import AGGREGATE_FLAG
 from api.sensorthings.model import ENTITY_SETS, EntitySet
 from api.sensorthings.options import Expand, Query
 from api.sensorthings.paths import Segment
@@ -36,6 +37,8 @@ class Target:
     prop: str | None = None
     raw_value: bool = False
     path: str = ""
+    aggregate: int | None = None  # an aggregate Observation's id (api/sensorthings/aggregated)
+    parent: Target | None = None  # the MultiDatastream whose Observations are addressed
 
 
 @dataclass
@@ -77,6 +80,12 @@ class Engine:
         first = segments[0]
         es = ENTITY_SETS[first.name]
         target = Target(es, [], first.key is not None, path=first.name)
+        if es.name == "Observations" and first.key is not None and first.key >= AGGREGATE_FLAG:
+            if len(segments) > 1:
+                raise NotSupported("an aggregate Observation is addressed as a whole")
+            target.aggregate = first.key
+            target.path += f"({first.key})"
+            return target
         if first.key is not None:
             target.conds.append(self.id_condition(es, first.key))
             target.path += f"({first.key})"
@@ -89,6 +98,15 @@ class Engine:
             if not target.single:
                 raise BadRequest(f"{target.path} is a collection: address one entity first")
             nav = target.es.navs.get(seg.name)
+            if nav is not None and nav.external:
+                if seg.key is not None or i != len(segments) - 1:
+                    raise NotSupported(
+                        "address an aggregate Observation as /Observations(id),"
+                        f" not under {seg.name}"
+                    )
+                await self.keys_of(target)  # 404 if the MultiDatastream is not visible
+                child = ENTITY_SETS[nav.target]
+                return Target(child, [], False, path=f"{target.path}/{seg.name}", parent=target)
             if nav is not None:
                 keys = await self.keys_of(target)
                 child = ENTITY_SETS[nav.target]
@@ -174,7 +192,7 @@ class Engine:
 
     async def collection(self, target: Target, query: Query) -> Page:
         top = _top(query)
-        _guard(query, top)
+        _guard(target.es, query, top)
         rows = await self.fetch(self.page_sql(target.es, target.conds, query, top))
         page = Page(rows[:top], len(rows) > top)
         if query.count:
@@ -237,6 +255,10 @@ class Engine:
             nav = es.navs.get(item.name)
             if nav is None:
                 raise BadRequest(f"{es.singular} has no navigation property {item.name!r}")
+            if nav.external:
+                raise NotSupported(
+                    f"$expand={item.name} on {es.name}: follow {item.name}@iot.navigationLink"
+                )
             if not rows:
                 continue
             child = ENTITY_SETS[nav.target]
@@ -292,7 +314,12 @@ class Engine:
                     link + "?" + urlencode({"$top": _top(sub), "$skip": sub.skip + _top(sub)})
                 )
             expanded[item.name] = block
-        return render.entity(es, row, self.root, query.select, expanded)
+        out = render.entity(es, row, self.root, query.select, expanded)
+        props = out.get("properties") if es.name == "MultiDatastreams" else None
+        source = props.get("aggregateFor") if isinstance(props, dict) else None
+        if isinstance(source, str):
+            out["properties"]["aggregateSource"] = self.root + source
+        return out
 
 
 def _and(conds: Sequence[sql.Composable]) -> sql.Composable:
@@ -304,14 +331,24 @@ def _top(query: Query) -> int:
     return DEFAULT_TOP if query.top is None else min(query.top, MAX_TOP)
 
 
-def _guard(query: Query, top: int) -> None:
-    """Refuse expansions whose worst case exceeds :data:`MAX_ENTITIES` entities."""
+def _guard(es: EntitySet, query: Query, top: int) -> None:
+    """Refuse expansions whose worst case exceeds :data:`MAX_ENTITIES` entities.
 
-    def size(q: Query, n: int) -> int:
-        inner = sum(size(e.query, _top(e.query)) for e in q.expand)
+    A to-one navigation (``Thing``, ``Sensor`` …) adds one entity per parent, whatever its
+    ``$top``; only to-many ones multiply by their ``$top``.
+    """
+
+    def size(es: EntitySet, q: Query, n: int) -> int:
+        inner = 0
+        for item in q.expand:
+            nav = es.navs.get(item.name)
+            if nav is None:
+                continue  # the expansion itself answers 400
+            child = ENTITY_SETS[nav.target]
+            inner += size(child, item.query, _top(item.query) if nav.many else 1)
         return n * (1 + inner)
 
-    if size(query, top) > MAX_ENTITIES:
+    if size(es, query, top) > MAX_ENTITIES:
         raise BadRequest(
             f"the request could return more than {MAX_ENTITIES} entities; lower $top in $expand"
         )

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from psycopg import sql
 
-from api.sensorthings.ids import entity_id_sql, observation_id_sql
+from api.sensorthings.aggregation import (
+    AGGREGATE_GROUP,
+    COMPLEX,
+    COUNT_UNIT,
+    DAQI_FUNCTIONS,
+    DAQI_GROUP,
+    DAQI_POLLUTANTS,
+    DAQI_TYPES,
+    DAQI_UNITS,
+    DURATIONS,
+    FUNCTION_TYPES,
+    FUNCTIONS,
+    WIDTHS,
+    component_properties,
+)
+from api.sensorthings.ids import EPOCH, RESOLUTION_CODES, entity_id_sql, observation_id_sql
 from sensors.catalogue import KINDS
 
 PropType = Literal["int", "string", "float", "datetime", "json", "geo", "interval"]
@@ -59,6 +75,7 @@ class Nav:
     many: bool
     keys: tuple[tuple[str, str], ...]
     predicate: Callable[[sql.Identifier, list[sql.Composable]], sql.Composable] | None = None
+    external: bool = False  # served outside SQL (a MultiDatastream's Observations)
 
     def join(self, alias: sql.Identifier, values: list[sql.Composable]) -> sql.Composable:
         """The condition on the related entity ``alias`` for a parent with key ``values``."""
@@ -123,18 +140,22 @@ KINDS_SQL: Final = _values(
     [(k.name, k.description, k.expected_interval_s) for k in KINDS.values()],
     ("kind", "description", "interval_s"),
 )
+
+
+def _property_rows() -> list[tuple[object, ...]]:
+    """Catalogue metrics (group NULL, order 0), then the aggregate and DAQI components."""
+    by_name: dict[str, set[str]] = {}
+    for k in KINDS.values():
+        for m in k.metrics.values():
+            by_name.setdefault(m.name, set()).add(m.description)
+    rows: list[tuple[object, ...]] = [
+        (name, name, "; ".join(sorted(d)), None, 0) for name, d in sorted(by_name.items())
+    ]
+    return rows + [tuple(r) for r in component_properties()]
+
+
 PROPERTIES_SQL: Final = _values(
-    [
-        (name, "; ".join(sorted({m.description for m in ms})))
-        for name, ms in sorted(
-            {
-                m.name: [x for k in KINDS.values() for x in k.metrics.values() if x.name == m.name]
-                for k in KINDS.values()
-                for m in k.metrics.values()
-            }.items()
-        )
-    ],
-    ("metric", "description"),
+    _property_rows(), ("metric", "name", "description", "group_key", "ord")
 )
 
 # One row per sensor that has readings (the daily rollup is small: sensors x metrics x days).
@@ -194,9 +215,125 @@ DATASTREAMS_SQL: Final = sql.SQL(
     streams=_STREAMS,
     metrics=METRICS_SQL,
 )
+# Readings of numbered datastreams (sql/041) since 2000, the range of Observation ids.
 OBSERVATIONS_SQL: Final = sql.SQL(
-    "SELECT time, sensor_id, metric, council, kind, value FROM readings"
+    "SELECT r.time, r.sensor_id, r.metric, r.council, r.kind, r.value, n.number"
+    " FROM readings r JOIN datastream_numbers n"
+    " ON n.sensor_id = r.sensor_id AND n.metric = r.metric"
+    " WHERE r.time >= {}"
+).format(sql.Literal(EPOCH))
+
+
+# MultiDatastreams: each Datastream's rollups at 15m, 1h and 1d (where the caller can see
+# that rollup), and one DAQI series per air-quality site (its first sensor is the Thing).
+_INTERVALS = sql.SQL("(VALUES {}) AS i(resolution, duration, seconds, code)").format(
+    sql.SQL(", ").join(
+        sql.SQL("({}, {}, {}, {})").format(
+            sql.Literal(r),
+            sql.Literal(DURATIONS[r]),
+            sql.Literal(int(w.total_seconds())),
+            sql.Literal(RESOLUTION_CODES[r]),
+        )
+        for r, w in WIDTHS.items()
+    )
 )
+_HAS_ROLLUP = sql.SQL("CASE i.resolution {} END").format(
+    sql.SQL(" ").join(
+        sql.SQL(
+            "WHEN {} THEN EXISTS (SELECT 1 FROM {} r"
+            " WHERE r.sensor_id = d.sensor_id AND r.metric = d.metric)"
+        ).format(sql.Literal(r), sql.Identifier(f"readings_{r}"))
+        for r in WIDTHS
+    )
+)
+_DAQI_POLLUTANTS = sql.Literal(list(DAQI_POLLUTANTS))
+MULTIDATASTREAMS_SQL: Final = sql.SQL(
+    "SELECT {id} AS id, x.* FROM ("
+    " SELECT d.sensor_id, d.metric, d.council, d.kind, i.resolution, i.duration, i.seconds,"
+    " i.code, NULL::text AS site, ARRAY[d.sensor_id] AS sensor_ids,"
+    " d.sensor_id || '/' || d.metric || '/' || i.resolution AS mds_key,"
+    " d.metric || {agg} AS ops_key, {ds_id} AS source_id,"
+    " coalesce(v.description, d.metric) AS metric_description,"
+    " coalesce(v.unit_name, d.metric) AS unit_name, coalesce(v.unit_symbol, '') AS unit_symbol"
+    " FROM ({streams}) d CROSS JOIN {intervals}"
+    " LEFT JOIN {metrics} ON v.kind = d.kind AND v.metric = d.metric"
+    " WHERE {has_rollup}"
+    " UNION ALL"
+    " SELECT min(t.sensor_id), 'daqi', t.council, 'air_quality', '1h', 'PT1H', 3600, 3, t.site,"
+    " array_agg(t.sensor_id ORDER BY t.sensor_id), 'daqi:' || t.council || '/' || t.site,"
+    " {daqi_group}, NULL::bigint, 'Daily Air Quality Index', 'DAQI', ''"
+    " FROM ({things}) t WHERE t.kind = 'air_quality' AND EXISTS (SELECT 1 FROM readings_1d r"
+    " WHERE r.sensor_id = t.sensor_id AND r.metric = ANY({pollutants}))"
+    " GROUP BY t.council, t.site) x"
+).format(
+    id=entity_id_sql("multidatastream", sql.SQL("x.mds_key")),
+    agg=sql.Literal(AGGREGATE_GROUP),
+    ds_id=entity_id_sql("datastream", sql.SQL("d.sensor_id || '/' || d.metric")),
+    streams=_STREAMS,
+    intervals=_INTERVALS,
+    metrics=METRICS_SQL,
+    has_rollup=_HAS_ROLLUP,
+    daqi_group=sql.Literal(DAQI_GROUP),
+    things=THINGS_SQL,
+    pollutants=_DAQI_POLLUTANTS,
+)
+
+
+def _mds_time(e: sql.Identifier) -> sql.Composable:
+    """First interval start / last interval end of the series (index probes)."""
+    probes = [
+        sql.SQL(
+            "WHEN {r} THEN (SELECT tstzrange(min(a.bucket), max(a.bucket) + {w}, '[)')"
+            " FROM {rel} a WHERE a.sensor_id = {e}.sensor_id AND a.metric = {e}.metric)"
+        ).format(r=sql.Literal(r), w=sql.Literal(w), rel=sql.Identifier(f"readings_{r}"), e=e)
+        for r, w in WIDTHS.items()
+    ]
+    daqi = sql.SQL(
+        "(SELECT tstzrange(min(a.bucket), max(a.bucket) + interval '1 hour', '[)')"
+        " FROM readings_1h a WHERE a.sensor_id = ANY({e}.sensor_ids)"
+        " AND a.metric = ANY({p}))"
+    ).format(e=e, p=_DAQI_POLLUTANTS)
+    return sql.SQL("CASE WHEN {}.code = 3 THEN {} ELSE CASE {}.resolution {} END END").format(
+        e, daqi, e, sql.SQL(" ").join(probes)
+    )
+
+
+def _mds_units(e: sql.Identifier) -> sql.Composable:
+    unit = sql.SQL(
+        "jsonb_build_object('name', {e}.unit_name, 'symbol', {e}.unit_symbol, 'definition', {d})"
+    ).format(e=e, d=sql.Literal(UCUM_DEFINITION))
+    count = sql.Literal(json.dumps(dict(COUNT_UNIT, definition=UCUM_DEFINITION)))
+    daqi = sql.Literal(json.dumps([dict(u, definition=UCUM_DEFINITION) for u in DAQI_UNITS]))
+    return sql.SQL(
+        "CASE WHEN {e}.code = 3 THEN {daqi}::jsonb"
+        " ELSE jsonb_build_array({u}, {u}, {u}, {count}::jsonb) END"
+    ).format(e=e, daqi=daqi, u=unit, count=count)
+
+
+def _mds_types(e: sql.Identifier) -> sql.Composable:
+    return sql.SQL("CASE WHEN {}.code = 3 THEN {}::jsonb ELSE {}::jsonb END").format(
+        e,
+        sql.Literal(json.dumps(list(DAQI_TYPES))),
+        sql.Literal(json.dumps([FUNCTION_TYPES[f] for f in FUNCTIONS])),
+    )
+
+
+def _mds_properties(e: sql.Identifier) -> sql.Composable:
+    """The aggregation properties: source Datastream (FROST's ``aggregateFor`` as well),
+    interval and functions; the absolute ``aggregateSource`` is added when rendered."""
+    return sql.SQL(
+        "jsonb_strip_nulls(jsonb_build_object("
+        "'aggregateFor', CASE WHEN {e}.code <> 3 THEN '/Datastreams(' || {e}.source_id || ')' END,"
+        " 'aggregateInterval', {e}.duration,"
+        " 'aggregateFunctions', CASE WHEN {e}.code = 3 THEN {daqi}::jsonb ELSE {fns}::jsonb END,"
+        " 'resolution', {e}.resolution, 'council', {e}.council,"
+        " 'metric', CASE WHEN {e}.code <> 3 THEN {e}.metric END, 'site', {e}.site,"
+        " 'sensors', CASE WHEN {e}.code = 3 THEN to_jsonb({e}.sensor_ids) END))"
+    ).format(
+        e=e,
+        daqi=sql.Literal(json.dumps(list(DAQI_FUNCTIONS))),
+        fns=sql.Literal(json.dumps(list(FUNCTIONS))),
+    )
 
 
 def _json(*pairs: tuple[str, Expr]) -> Expr:
@@ -291,6 +428,9 @@ ENTITY_SETS: Final[dict[str, EntitySet]] = {
                 "Datastreams": Nav(
                     "Datastreams", "Datastreams", True, (("sensor_id", "sensor_id"),)
                 ),
+                "MultiDatastreams": Nav(
+                    "MultiDatastreams", "MultiDatastreams", True, (("sensor_id", "sensor_id"),)
+                ),
             },
         ),
         EntitySet(
@@ -339,7 +479,12 @@ ENTITY_SETS: Final[dict[str, EntitySet]] = {
                 Prop("metadata", col("description"), "string"),
                 Prop("properties", _json(("expectedIntervalSeconds", col("interval_s"))), "json"),
             ),
-            {"Datastreams": Nav("Datastreams", "Datastreams", True, (("kind", "kind"),))},
+            {
+                "Datastreams": Nav("Datastreams", "Datastreams", True, (("kind", "kind"),)),
+                "MultiDatastreams": Nav(
+                    "MultiDatastreams", "MultiDatastreams", True, (("kind", "kind"),)
+                ),
+            },
         ),
         EntitySet(
             "ObservedProperties",
@@ -347,11 +492,17 @@ ENTITY_SETS: Final[dict[str, EntitySet]] = {
             OBSERVED_PROPERTIES_SQL,
             _props(
                 _ID,
-                Prop("name", col("metric"), "string"),
+                Prop("name", col("name"), "string"),
                 Prop("definition", _sql("'urn:civicpulse:metric:' || {}", "metric"), "string"),
                 Prop("description", col("description"), "string"),
             ),
-            {"Datastreams": Nav("Datastreams", "Datastreams", True, (("metric", "metric"),))},
+            {
+                "Datastreams": Nav("Datastreams", "Datastreams", True, (("metric", "metric"),)),
+                "MultiDatastreams": Nav(
+                    "MultiDatastreams", "MultiDatastreams", True, (("group_key", "ops_key"),)
+                ),
+            },
+            order=("ord", "id"),
         ),
         EntitySet(
             "Datastreams",
@@ -401,6 +552,64 @@ ENTITY_SETS: Final[dict[str, EntitySet]] = {
                     True,
                     (("sensor_id", "sensor_id"), ("metric", "metric")),
                 ),
+                "MultiDatastreams": Nav(
+                    "MultiDatastreams",
+                    "MultiDatastreams",
+                    True,
+                    (("sensor_id", "sensor_id"), ("metric", "metric")),
+                ),
+            },
+        ),
+        EntitySet(
+            "MultiDatastreams",
+            "MultiDatastream",
+            MULTIDATASTREAMS_SQL,
+            _props(
+                _ID,
+                Prop(
+                    "name",
+                    _sql(
+                        "CASE WHEN {} = 3 THEN 'DAQI ' || {} || ' (' || {} || ')'"
+                        " ELSE {} || ' ' || {} || ' [' || {} || ']' END",
+                        "code",
+                        "site",
+                        "council",
+                        "sensor_id",
+                        "metric",
+                        "duration",
+                    ),
+                    "string",
+                ),
+                Prop(
+                    "description",
+                    _sql(
+                        "CASE WHEN {} = 3 THEN 'Hourly Daily Air Quality Index of site '"
+                        " || {} || ' (' || {} || ')'"
+                        " ELSE {} || ' at ' || {} || ', min, max, mean and count per ' || {} END",
+                        "code",
+                        "site",
+                        "council",
+                        "metric_description",
+                        "sensor_id",
+                        "duration",
+                    ),
+                    "string",
+                ),
+                Prop("unitOfMeasurements", _mds_units, "json", filterable=False),
+                Prop("observationType", _const(COMPLEX), "string"),
+                Prop("multiObservationDataTypes", _mds_types, "json", filterable=False),
+                Prop("phenomenonTime", _mds_time, "interval", filterable=False),
+                Prop("properties", _mds_properties, "json"),
+            ),
+            {
+                "Thing": Nav("Thing", "Things", False, (("sensor_id", "sensor_id"),)),
+                "Sensor": Nav("Sensor", "Sensors", False, (("kind", "kind"),)),
+                "ObservedProperties": Nav(
+                    "ObservedProperties", "ObservedProperties", True, (("ops_key", "group_key"),)
+                ),
+                "Observations": Nav(
+                    "Observations", "Observations", True, (("mds_key", "mds_key"),), external=True
+                ),
             },
         ),
         EntitySet(
@@ -411,9 +620,7 @@ ENTITY_SETS: Final[dict[str, EntitySet]] = {
                 Prop(
                     "id",
                     lambda e: observation_id_sql(
-                        sql.SQL("{}.sensor_id").format(e),
-                        sql.SQL("{}.metric").format(e),
-                        sql.SQL("{}.time").format(e),
+                        sql.SQL("{}.number").format(e), sql.SQL("{}.time").format(e)
                     ),
                     "int",
                 ),

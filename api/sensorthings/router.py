@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.access import current_caller
+from api.opendata.aggregates import FUNCTIONS, WIDTHS
 from api.reader import Caller, Reader
-from api.sensorthings import render
-from api.sensorthings.engine import MAX_TOP, Engine, Target
-from api.sensorthings.errors import BadRequest, StaError
+from api.sensorthings import aggregated, render
+from api.sensorthings.aggregation import DAQI_FUNCTIONS, DURATIONS
+from api.sensorthings.engine import COUNT_BOUND, MAX_TOP, Engine, Target
+from api.sensorthings.errors import BadRequest, NotFound, StaError
 from api.sensorthings.model import ENTITY_SETS
 from api.sensorthings.options import Query, parse_options
 from api.sensorthings.paths import parse_path
@@ -28,10 +30,19 @@ CONFORMANCE: Final = (
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/multi-datastream",
     "https://fraunhoferiosb.github.io/FROST-Server/extensions/GeoJSON-ResultFormat.html",
     "https://github.com/INSIDE-information-systems/SensorThingsAPI/blob/master/CSV-ResultFormat/CSV-ResultFormat.md",
 )
 STATEMENT_TIMEOUT: Final = "20s"
+#: What the aggregate MultiDatastreams offer (docs/api.md, "Aggregates as MultiDatastreams").
+AGGREGATION_SETTINGS: Final = {
+    "intervals": [DURATIONS[r] for r in WIDTHS],
+    "functions": list(FUNCTIONS),
+    "resultOrder": list(FUNCTIONS),
+    "sourceProperty": "aggregateSource",
+    "daqi": {"interval": "PT1H", "functions": list(DAQI_FUNCTIONS)},
+}
 
 router = APIRouter(tags=["SensorThings API 1.1"])
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -53,6 +64,7 @@ async def root(request: Request) -> JSONResponse:
                 "conformance": list(CONFORMANCE),
                 "maxTop": MAX_TOP,
                 "readOnly": True,
+                "aggregation": AGGREGATION_SETTINGS,
             },
         }
     )
@@ -69,6 +81,8 @@ async def resource(path: str, request: Request, caller: CallerDep) -> Response:
         await session.conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
         engine = Engine(session, base, tenancy=reader.tenancy)
         target = await engine.resolve(segments)
+        if target.aggregate is not None or target.parent is not None:
+            return await _aggregated(engine, target, query, request)
         if target.prop is not None:
             return await _property(engine, target)
         if target.single:
@@ -117,17 +131,45 @@ def _collection(
     else:
         body["value"] = [engine.json_entity(es, r, query) for r in page.rows]
     if page.more:
-        items = [
-            (k, v) for k, v in request.query_params.multi_items() if k not in ("$top", "$skip")
-        ]
-        top = len(page.rows)
-        items += [("$top", str(top)), ("$skip", str(query.skip + top))]
-        body["@iot.nextLink"] = f"{engine.root}/{target.path}?{urlencode(items)}"
+        body["@iot.nextLink"] = _next_link(engine, target, query, request, len(page.rows))
     if fmt == "GeoJSON":
         collection = render.feature_collection(body["value"])
         if "@iot.nextLink" in body:
             collection["@iot.nextLink"] = body["@iot.nextLink"]
         return JSONResponse(collection, media_type="application/geo+json")
+    return JSONResponse(body)
+
+
+def _next_link(engine: Engine, target: Target, query: Query, request: Request, top: int) -> str:
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in ("$top", "$skip")]
+    items += [("$top", str(top)), ("$skip", str(query.skip + top))]
+    return f"{engine.root}/{target.path}?{urlencode(items)}"
+
+
+async def _aggregated(engine: Engine, target: Target, query: Query, request: Request) -> Response:
+    """A MultiDatastream's Observations, or one aggregate Observation by id."""
+    aggregated.check(query)
+    if target.aggregate is not None:
+        if query.result_format is not None:
+            raise BadRequest("$resultFormat applies to collections")
+        s, one = await aggregated.by_id(engine, target.aggregate)
+        return JSONResponse(aggregated.entity(engine.root, s, one, query.select))
+    assert target.parent is not None
+    found = await aggregated.series(engine, target.parent.conds)
+    if not found:
+        raise NotFound(f"no such entity: {target.parent.path}")
+    rows, more, count = await aggregated.observations(engine, found[0], query)
+    body: dict[str, Any] = {}
+    if count is not None:
+        body["@iot.count"] = count
+        if count >= COUNT_BOUND:
+            body["@civicpulse.countIsLowerBound"] = True
+    if query.result_format == "dataArray":
+        body["value"] = aggregated.data_array(engine.root, found[0], rows, query.select)
+    else:
+        body["value"] = [aggregated.entity(engine.root, found[0], o, query.select) for o in rows]
+    if more:
+        body["@iot.nextLink"] = _next_link(engine, target, query, request, len(rows))
     return JSONResponse(body)
 
 

@@ -11,7 +11,7 @@ from psycopg import sql
 from api.sensorthings.ast import ARITHMETIC, COMPARISONS, Binary, Call, Literal, Node, Path, Unary
 from api.sensorthings.errors import BadRequest, NotSupported
 from api.sensorthings.expression import parse_datetime
-from api.sensorthings.ids import decode_observation_id, stream_hash_sql
+from api.sensorthings.ids import decode_observation_id
 from api.sensorthings.model import ENTITY_SETS, EntitySet, Prop
 
 _CAST = {
@@ -122,6 +122,8 @@ class Translator:
     def navigated(self, es: EntitySet, alias: sql.Identifier, node: Path) -> Typed:
         """A to-one related property used as a value: a scalar subquery."""
         nav = es.navs[node.segments[0]]
+        if nav.external:
+            raise NotSupported(f"{nav.name} of {es.name} cannot be used in $filter or $orderby")
         if nav.many:
             raise BadRequest(f"{nav.name} is a collection; compare its members inside a condition")
         target = ENTITY_SETS[nav.target]
@@ -203,7 +205,7 @@ class Translator:
         return got
 
     def observation_id(self, es: EntitySet, alias: sql.Identifier, node: Binary) -> Typed | None:
-        """``id eq N`` on Observations: the id's 1 ms window of ``readings.time`` (an index)."""
+        """``id eq N`` on Observations: the id's datastream and second (a primary-key probe)."""
         if es.name != "Observations" or node.op != "eq":
             return None
         sides = (node.left, node.right)
@@ -217,20 +219,19 @@ class Translator:
         decoded = decode_observation_id(oid)
         if decoded is None:
             return sql.SQL("false")
-        start, stop, h = decoded
-        return sql.SQL("({a}.time >= {s} AND {a}.time < {t} AND {h} = {v})").format(
+        start, stop, number = decoded
+        return sql.SQL("({a}.number = {n} AND {a}.time >= {s} AND {a}.time < {t})").format(
             a=alias,
+            n=self.params.add(number, "integer"),
             s=self.params.add(start, "timestamptz"),
             t=self.params.add(stop, "timestamptz"),
-            h=stream_hash_sql(
-                sql.SQL("{}.sensor_id").format(alias), sql.SQL("{}.metric").format(alias)
-            ),
-            v=self.params.add(h, "integer"),
         )
 
     def semi_join(self, es: EntitySet, alias: sql.Identifier, head: str, node: Node) -> Typed:
         """A condition on related entities: ``(keys) IN (SELECT … WHERE cond)`` or EXISTS."""
         nav = es.navs[head]
+        if nav.external:
+            raise NotSupported(f"{nav.name} of {es.name} cannot be used in $filter")
         target = ENTITY_SETS[nav.target]
         inner = self.fresh()
         cond = self.condition(target, inner, _strip(node, head))

@@ -29,6 +29,7 @@ SETS = [
     "Sensors",
     "ObservedProperties",
     "Datastreams",
+    "MultiDatastreams",
     "Observations",
     "FeaturesOfInterest",
 ]
@@ -39,11 +40,21 @@ def sid(prefix: str, key: str) -> int:
     return int(hashlib.md5(f"{prefix}:{key}".encode()).hexdigest()[:13], 16) + 1
 
 
+_NUMBERS: dict[tuple[str, str], int] = {}
+
+
 def oid(sensor_id: str, metric: str, t: datetime) -> int:
-    ms = (t - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-    return (ms << 22) | (
-        int(hashlib.md5(f"{sensor_id}/{metric}".encode()).hexdigest()[:6], 16) >> 2
-    )
+    """The documented scheme: seconds since 2000 << 20 | the datastream's number (sql/041)."""
+    seconds = (t - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+    return seconds << 20 | _NUMBERS[(sensor_id, metric)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _numbers(seeded_db: str) -> None:
+    """Datastream numbers as the owner reads them (the table, not the API)."""
+    with psycopg.connect(seeded_db) as conn:
+        rows = conn.execute("SELECT sensor_id, metric, number FROM datastream_numbers").fetchall()
+    _NUMBERS.update({(s, m): n for s, m, n in rows})
 
 
 def iso(t: datetime) -> str:
@@ -87,9 +98,8 @@ def test_service_root_names_sets_and_read_only_conformance(
     conformance = body["serverSettings"]["conformance"]
     assert "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel" in conformance
     assert "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data" in conformance
-    assert not any(
-        "create-update-delete" in c or "multi-datastream" in c or "mqtt" in c for c in conformance
-    )
+    assert not any("create-update-delete" in c or "mqtt" in c for c in conformance)
+    assert "http://www.opengis.net/spec/iot_sensing/1.1/req/multi-datastream" in conformance
     assert body["serverSettings"]["maxTop"] == 10000
 
 

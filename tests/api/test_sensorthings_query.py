@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from psycopg import sql
@@ -10,7 +10,14 @@ from psycopg import sql
 from api.sensorthings.ast import Binary, Call, Literal, Path, Unary
 from api.sensorthings.errors import BadRequest, NotSupported
 from api.sensorthings.expression import parse_expression, parse_orderby
-from api.sensorthings.ids import decode_observation_id, entity_id, observation_id, stream_hash
+from api.sensorthings.ids import (
+    aggregate_id,
+    decode_aggregate_id,
+    decode_observation_id,
+    entity_id,
+    observation_id,
+    site_hash,
+)
 from api.sensorthings.model import ENTITY_SETS
 from api.sensorthings.options import parse_options, split_top_level
 from api.sensorthings.paths import Segment, parse_path
@@ -168,10 +175,19 @@ def test_ids_are_stable_positive_and_js_safe() -> None:
     assert a == entity_id("thing", "abd-air-1") and 0 < a < 2**53
     assert a != entity_id("location", "abd-air-1")
     t = datetime(2026, 3, 2, 0, 0, 7, 250031, tzinfo=UTC)
-    oid = observation_id("abd-air-1", "pm2_5", t)
-    start, stop, h = decode_observation_id(oid)  # type: ignore[misc]
-    assert start <= t < stop and h == stream_hash("abd-air-1", "pm2_5") and 0 < oid < 2**63
-    assert decode_observation_id(-1) is None
+    oid = observation_id(12345, t)
+    start, stop, n = decode_observation_id(oid)  # type: ignore[misc]
+    assert start <= t < stop == start + timedelta(seconds=1) and n == 12345 and 0 < oid < 2**52
+    last = observation_id(2**20 - 1, datetime(2136, 2, 7, tzinfo=UTC))
+    assert last < 2**52
+    assert decode_observation_id(-1) is None and decode_observation_id(2**52) is None
+    assert decode_observation_id(oid & ~(2**20 - 1)) is None  # number 0 is never given
+    for code, index, key in ((0, 2**30 - 1, 2**20 - 1), (2, 9500, 7), (3, 2**21 - 1, 2**29 - 1)):
+        agg = aggregate_id(code, index, key)
+        assert 2**52 <= agg < 2**53
+        got = decode_aggregate_id(agg)
+        assert got is not None and (got.code, got.index, got.key) == (code, index, key)
+    assert decode_aggregate_id(oid) is None and 0 <= site_hash("a", "b") < 2**29
 
 
 def _render(composable: sql.Composable) -> str:
@@ -214,7 +230,17 @@ def test_top_is_capped_at_max_top_and_expansions_are_guarded() -> None:
 
     assert _top(parse_options([])) == DEFAULT_TOP
     assert _top(parse_options([("$top", "99999999")])) == MAX_TOP
+    things = ENTITY_SETS["Things"]
     big = parse_options([("$top", "10000"), ("$expand", "Datastreams($top=1000)")])
+    with pytest.raises(BadRequest, match="more than 100000 entities"):
+        _guard(things, big, _top(big))
+    _guard(things, parse_options([("$expand", "Datastreams($top=10)")]), 100)
+    # To-one navigations add one entity per parent, whatever their $top: no multiplying.
+    streams = ENTITY_SETS["Datastreams"]
+    one = parse_options([("$top", "1000"), ("$expand", "Thing,ObservedProperty")])
+    _guard(streams, one, _top(one))
+    deep = parse_options([("$top", "10000"), ("$expand", "Thing/Locations($top=5),Sensor")])
+    _guard(streams, deep, _top(deep))  # 10000 x (1 + 1 x (1 + 5) + 1) = 80000
+    many = parse_options([("$top", "10000"), ("$expand", "Thing/Locations($top=10)")])
     with pytest.raises(BadRequest):
-        _guard(big, _top(big))
-    _guard(parse_options([("$expand", "Datastreams($top=10)")]), 100)
+        _guard(streams, many, _top(many))  # 10000 x (1 + 1 x 11) = 120000

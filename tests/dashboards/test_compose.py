@@ -70,6 +70,7 @@ def test_the_whole_stack_is_there() -> None:
         "simulator",
         "check-secrets",
         "registry-sync",
+        "api",
         "alert-delivery",
         "retention",
     }
