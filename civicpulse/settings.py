@@ -16,12 +16,28 @@ PREFIX = "CIVICPULSE_"
 AUTH_MODES = tuple(mode.value for mode in AuthMode)  # auto, required, off
 
 
-def _default_data_dir() -> str:
+def default_data_dir(name: str = "civicpulse") -> str:
+    """The platform data dir of ``name`` (``civicpulse-demo`` for the demo: never shared)."""
     # As root the embedded PostgreSQL runs as its own OS user, which must be able to reach
     # the data dir: /var/lib suits that; /root/.local/share would need /root opened up.
     if os.geteuid() == 0:
-        return "/var/lib/civicpulse"
-    return str(Path(platformdirs.user_data_dir("civicpulse")))
+        return f"/var/lib/{name}"
+    return str(Path(platformdirs.user_data_dir(name)))
+
+
+def _default_data_dir() -> str:
+    return default_data_dir()
+
+
+# Values found on this machine rather than configured: the URLs in the state file of a running
+# `civicpulse run`/`demo` (civicpulse/cli/state.py). They rank below the environment.
+_discovered: dict[str, str] = {}
+
+
+def use_discovered(values: Mapping[str, str]) -> None:
+    """Set the discovered defaults (field name → value); an empty mapping clears them."""
+    _discovered.clear()
+    _discovered.update(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,27 @@ class Settings:
     )
     max_payload_bytes: int = field(
         default=262144, metadata={"doc": "Largest MQTT payload decoded; larger are dead-lettered"}
+    )
+    max_packet_bytes: int = field(
+        default=1048576,
+        metadata={
+            "doc": "Embedded broker: largest MQTT packet accepted; a larger one closes the "
+            "connection and is dead-lettered (topic, first 4 KiB, size). Compose Mosquitto: "
+            "max_packet_size"
+        },
+    )
+    tls_port: int = field(
+        default=0,
+        metadata={
+            "doc": "Embedded broker: also listen with TLS on this port (e.g. 8883; 0: no TLS "
+            "listener); needs tls_certfile and tls_keyfile"
+        },
+    )
+    tls_certfile: str = field(
+        default="", metadata={"doc": "TLS listener: the server certificate chain (PEM)"}
+    )
+    tls_keyfile: str = field(
+        default="", metadata={"doc": "TLS listener: the server's private key (PEM)"}
     )
     max_past_s: int = field(
         default=7 * 86400, metadata={"doc": "Oldest reading accepted, seconds before receipt"}
@@ -160,11 +197,13 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Environment first, then every non-``None`` override (CLI flags) on top."""
+        """Environment (else a discovered running platform), then every non-``None`` override."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(PREFIX + f.name.upper())
+            if (raw is None or raw == "") and environ is None:
+                raw = _discovered.get(f.name)
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.type, raw, f.name)
         settings = cls(**values)

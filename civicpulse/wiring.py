@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from civicpulse.redact import RedactingFilter
 from civicpulse.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # no password ever reaches a log
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -69,6 +73,7 @@ def build_embedded_engine(
     from pathlib import Path
 
     from embedded import EmbeddedConfig, EmbeddedEngine
+    from embedded.broker import TlsListener
     from trust import AuthMode
 
     return EmbeddedEngine(
@@ -86,6 +91,10 @@ def build_embedded_engine(
             thresholds_file=settings.thresholds_file,
             late_horizon_s=settings.late_horizon_hours * 3600.0,
             auth=AuthMode(settings.auth),
+            max_packet_bytes=settings.max_packet_bytes,
+            tls=TlsListener.from_settings(
+                settings.tls_port, settings.tls_certfile, settings.tls_keyfile
+            ),
         ),
         directory_loader=build_directory_loader(),
     )
@@ -139,4 +148,23 @@ def build_faust_app(settings: Settings) -> faust.App:
         batch_seconds=settings.batch_seconds,
         session_timeout_s=settings.kafka_session_timeout_s,
         detection=build_detection(settings),
+    )
+
+
+def api_public_url(settings: Settings, port: int | None = None) -> str:
+    """The API's public base URL: the configured one, else http://{api_host}:{port}."""
+    if settings.api_public_url:
+        return settings.api_public_url.rstrip("/")
+    host = settings.api_host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a bind address is no address to link to
+        host = "localhost"
+    return f"http://{host}:{port or settings.api_port}"
+
+
+def build_api_app(settings: Settings, database_url: str, port: int | None = None) -> Any:
+    """The open-data API's ASGI app on ``database_url`` (tenancy on: every read as its caller)."""
+    from api.app import ApiConfig, create_app
+
+    return create_app(
+        ApiConfig(database_url=database_url, public_url=api_public_url(settings, port))
     )

@@ -13,7 +13,9 @@ from sensors.reading import Sample
 from sensors.topics import SensorAddress, topic_for
 from simulator.fleet import KIND_PREFIX, PayloadFormat, encode_samples
 
-ONE_MIB = 1_048_576
+# Over CIVICPULSE_MAX_PAYLOAD_BYTES (256 KiB: dead-lettered as payload_too_large) and under the
+# brokers' packet limit (1 MiB: the connection would be closed, the message never seen).
+OVERSIZE = 512 * 1024
 _SENTINEL = 12.345678  # a value that appears exactly once in a payload, then is mutated
 _SENTINEL_METRIC = {"air_quality": "pm10", "waste_bin": "battery", "energy_meter": "power"}
 _IMPOSSIBLE = {
@@ -119,7 +121,7 @@ def _at(delta: timedelta) -> Callable[[_Ctx], tuple[str, bytes]]:
 
 def _oversize(c: _Ctx) -> tuple[str, bytes]:
     a, payload = _valid(c)
-    return topic_for(a), payload + b" " * ONE_MIB  # still valid JSON, just 1 MiB too big
+    return topic_for(a), payload + b" " * OVERSIZE  # still valid JSON, just too big
 
 
 def _must_understand(c: _Ctx) -> tuple[str, bytes]:
@@ -167,7 +169,7 @@ BAD_KINDS: tuple[tuple[str, RejectReason, Callable[[_Ctx], tuple[str, bytes]]], 
     ("impossible_value", RejectReason.OUT_OF_RANGE, _impossible),
     ("time_future", RejectReason.TIME_OUT_OF_RANGE, _at(timedelta(days=2))),
     ("time_past", RejectReason.TIME_OUT_OF_RANGE, _at(timedelta(days=-60))),
-    ("payload_1mib", RejectReason.PAYLOAD_TOO_LARGE, _oversize),
+    ("payload_512kib", RejectReason.PAYLOAD_TOO_LARGE, _oversize),
     ("senml_must_understand", RejectReason.SENML_MUST_UNDERSTAND, _must_understand),
     ("invalid_utf8", RejectReason.INVALID_UTF8, _invalid_utf8),
     ("bad_topic", RejectReason.BAD_TOPIC, _bad_topic),

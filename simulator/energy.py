@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from simulator.weather import AR1, daylight, is_weekend, local_hour
 
@@ -49,6 +49,15 @@ def occupancy(t: datetime) -> float:
     return min(max(min((h - 7.5) * 2.0, (18.5 - h) * 2.0), 0.0), 1.0)
 
 
+# Registers are a function of event time, not of when a run started: at a run's first
+# reading they stand at their seeded start plus the most the meter could have counted since
+# REGISTER_EPOCH at its ceiling power, then integrate the reported power. A later run (the
+# demo restarted on the same data) therefore never starts below where an earlier run stopped,
+# which the alert rules would rightly call an energy_register_reset.
+REGISTER_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+MAX_LOAD_FACTOR = 1.5  # the load noise is capped here (5 standard deviations)
+
+
 class MeterModel:
     """One meter; registers integrate the reported power over time (trapezoid rule)."""
 
@@ -65,9 +74,8 @@ class MeterModel:
         """Net active power in W at ``t`` (negative when solar exceeds the load)."""
         ts = t.timestamp()
         p = self.p
-        load = (p.base_w + (p.peak_w - p.base_w) * occupancy(t)) * math.exp(
-            self.load_noise.at(self.rng, ts)
-        )
+        noise = min(math.exp(self.load_noise.at(self.rng, ts)), MAX_LOAD_FACTOR)
+        load = (p.base_w + (p.peak_w - p.base_w) * occupancy(t)) * noise
         solar = 0.0
         if p.has_solar:
             clear = 1.0 / (1.0 + math.exp(-self.cloud.at(self.rng, ts)))  # 0..1 cloud cover
@@ -78,7 +86,11 @@ class MeterModel:
         """Power and the cumulative registers (kWh) at ``t``."""
         ts = t.timestamp()
         watts = self.power(t)
-        if self._last is not None:
+        if self._last is None:
+            hours = max((t - REGISTER_EPOCH).total_seconds(), 0.0) / 3600.0
+            self.imported += self.p.peak_w * MAX_LOAD_FACTOR * hours / 1000.0
+            self.exported += self.p.solar_w * hours / 1000.0
+        else:
             last_ts, last_w = self._last
             hours = max(ts - last_ts, 0.0) / 3600.0
             self.imported += (max(last_w, 0.0) + max(watts, 0.0)) / 2 * hours / 1000.0

@@ -76,6 +76,9 @@ def read_recording(path: str | Path) -> Iterator[RecordedMessage]:
                 if isinstance(t, bool) or not isinstance(t, int | float):
                     raise TypeError("t must be a number")
                 data = base64.b64decode(payload, validate=True)
+            except RecursionError as exc:  # JSON nested thousands deep
+                why = "nested too deeply"
+                raise ValueError(f"{path}:{number}: not a recording line: {why}") from exc
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a recording line: {exc}") from exc
             yield RecordedMessage(topic, data, float(t))

@@ -1,4 +1,7 @@
-"""The SQL the reports issue against the read contract (`readings`, `sensor_sites`)."""
+"""The SQL the reports issue against the read contract (`readings`, `sensor_sites`).
+
+The council names come from the `councils` registry when this login may read it.
+"""
 
 from __future__ import annotations
 
@@ -60,3 +63,60 @@ def series(
                 s.times.append(t)
                 s.values.append(float(v))
     return out
+
+
+def council_names(conn: psycopg.Connection, slugs: Sequence[str]) -> dict[str, str]:
+    """Display names of ``slugs`` from the ``councils`` registry, for those it has.
+
+    Empty when the registry is not there or this login may not read it (the reader role
+    and the council roles are never granted it): the reports then show the slugs.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT to_regclass('councils') IS NOT NULL"
+            " AND has_table_privilege(to_regclass('councils'), 'SELECT')"
+        )
+        row = cur.fetchone()
+        if not slugs or row is None or not row[0]:
+            return {}
+        cur.execute("SELECT slug, name FROM councils WHERE slug = ANY(%s)", (list(slugs),))
+        return {str(slug): str(name) for slug, name in cur.fetchall()}
+
+
+def council_is_known(conn: psycopg.Connection, council: str) -> bool:
+    """True when ``council`` is registered, has site metadata or has sent any reading."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM readings WHERE council = %(c)s)"
+            " OR EXISTS (SELECT 1 FROM sensor_sites WHERE council = %(c)s)",
+            {"c": council},
+        )
+        row = cur.fetchone()
+        if row is not None and row[0]:
+            return True
+    return council in council_names(conn, [council])
+
+
+def councils_with(conn: psycopg.Connection, kind: str) -> list[str]:
+    """Every council with a reading of ``kind`` (for the message that names the choices)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT council FROM readings WHERE kind = %s ORDER BY 1 LIMIT 50", (kind,)
+        )
+        return [str(r[0]) for r in cur.fetchall()]
+
+
+def extent(
+    conn: psycopg.Connection, kind: str, council: str | None = None
+) -> tuple[datetime, datetime] | None:
+    """First and last reading time of ``kind`` (of one council), ``None`` without any."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT min(time), max(time) FROM readings WHERE kind = %(kind)s"
+            " AND (%(council)s::text IS NULL OR council = %(council)s)",
+            {"kind": kind, "council": council},
+        )
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]

@@ -48,7 +48,9 @@ def _with_cursor(database_url: str | None, work: Any) -> Any:
         with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
             return work(cur)
     except StoreUnavailable as exc:
-        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(
+            f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+        ) from exc
 
 
 def list_alerts(
@@ -74,19 +76,51 @@ def list_alerts(
     if as_json:
         print(json.dumps([_row(a) for a in alerts]))
         return
-    table = Table("id", "severity", "state", "rule", "sensor", "opened (UTC)", "count", "last seen")
-    for a in alerts:
-        table.add_row(
+    out = Console()
+    out.print(alerts_table(alerts, out.width) if alerts else "no alerts")
+
+
+_STATE_WORDS = {"acknowledged": "acked"}  # `alerts ack`: keeps the table within 80 columns
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def alerts_table(alerts: list[Any], width: int = 80) -> Table:
+    """Alerts one line each within ``width`` columns (rule and sensor cut with … if need be)."""
+    rows = [
+        [
             str(a.id),
+            f"{a.opened_at:%m-%d %H:%M}",
             a.severity.value,
-            a.state.value,
+            _STATE_WORDS.get(a.state.value, a.state.value),
             a.rule,
             a.sensor_id,
-            f"{a.opened_at:%Y-%m-%d %H:%M}",
             str(a.count),
             f"{a.last_seen_at:%H:%M}",
-        )
-    Console().print(table if alerts else "no alerts")
+        ]
+        for a in alerts
+    ]
+    headers = ["id", "opened", "severity", "state", "rule", "sensor", "n", "last"]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    spare = width - sum(widths) - len(widths)  # one space after each column
+    if spare < 0:  # give way: the sensor down to 8, then the rule down to 10
+        for i, least in ((5, 8), (4, 10)):
+            cut = min(-spare, max(widths[i] - least, 0))
+            widths[i] -= cut
+            spare += cut
+    table = Table(
+        box=None,
+        padding=(0, 1, 0, 0),
+        header_style="bold underline",
+        caption="times UTC; --json for every field",
+    )
+    for header, w in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, width=w)
+    for row in rows:
+        table.add_row(*(_cut(cell, w) for cell, w in zip(row, widths, strict=True)))
+    return table
 
 
 def _act(alert_id: int, by: str, database_url: str | None, as_json: bool, verb: str) -> None:
@@ -181,7 +215,9 @@ def deliver(
             with connect(db_url) as conn:
                 done, retry, dead = alerts_store.deliver_due(conn, post, datetime.now(UTC))
         except StoreUnavailable as exc:
-            raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+            raise fail(
+                f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+            ) from exc
         if done or retry or dead:
             console.print(f"delivered {done}, will retry {retry}, dead-lettered {dead}")
         if once:
@@ -195,7 +231,7 @@ def bench_detect(
     aberdeen: Annotated[
         Path | None,
         typer.Option(
-            help="Also replay real SDS011 files from here (e.g. ../shared/data/aberdeen-air)"
+            help="Also replay real Sensor.Community SDS011 files (sds011_sensor_*.csv) from this directory"
         ),
     ] = None,
     keep_recording: Annotated[

@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from civicpulse.cli import alerts as alerts_cli
+from civicpulse.cli import api as api_cli
+from civicpulse.cli import boundary
 from civicpulse.cli import dashboards as dashboards_cli
 from civicpulse.cli import embedded as embedded_cli
 from civicpulse.cli import registry as registry_cli
@@ -18,6 +20,8 @@ from civicpulse.cli import reports as reports_cli
 from civicpulse.cli import sharing as sharing_cli
 from civicpulse.cli.console import console, fail
 from civicpulse.cli.options import DatabaseUrl, JsonOutput, KafkaBootstrap, MqttUrl, Sensors
+from civicpulse.cli.probe import unreachable
+from civicpulse.cli.signals import on_stop_signals, run_faust_worker
 from civicpulse.settings import Settings
 from civicpulse.wiring import (
     build_bridge,
@@ -32,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.callback()(boundary.root)
 db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -56,9 +61,10 @@ def ingest(
     settings = Settings.load(
         mqtt_url=mqtt_url, kafka_bootstrap=kafka_bootstrap, mqtt_client_id=client_id
     )
+    _need_kafka(settings)
     configure_logging(settings)
     bridge = build_bridge(settings)
-    bridge.install_signal_handlers()
+    on_stop_signals(bridge.stop)  # within seconds, even while Kafka does not answer
     try:
         if retire:
             drained = bridge.retire()
@@ -80,13 +86,19 @@ def process(
 ) -> None:
     """Run a Faust stream-processing worker: readings topic → database (scale by running N)."""
     settings = Settings.load(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
+    _need_kafka(settings)
     configure_logging(settings)
     if migrate_first:
         _migrate(settings.database_url, settings)
-    from stream_processors.faust_app import run_worker
-
     sys.argv = sys.argv[:1]  # Faust parses argv itself; our flags are already read
-    run_worker(build_faust_app(settings), loglevel=settings.log_level)
+    run_faust_worker(build_faust_app(settings), loglevel=settings.log_level)
+
+
+def _need_kafka(settings: Settings) -> None:
+    """Fail in one line, before any retrying, if no Kafka bootstrap server answers."""
+    why = unreachable(settings.kafka_bootstrap)
+    if why is not None:
+        raise fail(f"Kafka unreachable ({why}) — start Kafka or pass --kafka-bootstrap HOST:PORT")
 
 
 def _migrate(database_url: str, settings: Settings | None = None) -> list[str]:
@@ -102,7 +114,9 @@ def _migrate(database_url: str, settings: Settings | None = None) -> list[str]:
                 apply_policies(conn, policy)
         return applied
     except StoreUnavailable as exc:
-        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(
+            f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+        ) from exc
     except ValueError as exc:  # an inconsistent retention policy
         raise fail(f"{exc} — check the CIVICPULSE_RETENTION_* settings") from exc
 
@@ -143,7 +157,9 @@ def db_retention(
         with connect(settings.database_url, autocommit=True) as conn:
             deleted = enforce_retention(conn, build_storage_policy(settings))
     except StoreUnavailable as exc:
-        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(
+            f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+        ) from exc
     if as_json:
         print(json.dumps({"deleted": deleted}))
     else:
@@ -163,7 +179,9 @@ def db_status(
     try:
         todo = [m.name for m in pending(settings.database_url)]
     except StoreUnavailable as exc:
-        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(
+            f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+        ) from exc
     if as_json:
         print(json.dumps({"pending": todo}))
     else:
@@ -203,6 +221,7 @@ def simulate(
 ) -> None:
     """Publish realistic readings for a fleet of air-quality, bin and energy sensors (QoS 1)."""
     from civicpulse.cli.simulate import run_simulation
+    from simulator import PublishError
 
     settings = Settings.load(mqtt_url=mqtt_url)
     when = (start.replace(tzinfo=UTC) if start and start.tzinfo is None else start) or datetime.now(
@@ -221,20 +240,26 @@ def simulate(
             publish_to=None if no_publish else settings.mqtt_url,
             console=console,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PublishError) as exc:
         raise fail(f"{exc} — is the MQTT broker at {settings.mqtt_url} running?") from exc
     console.print(stats)
 
 
 for _commands in (
-    embedded_cli, alerts_cli, reports_cli, dashboards_cli, registry_cli, sharing_cli
+    embedded_cli,
+    alerts_cli,
+    reports_cli,
+    dashboards_cli,
+    registry_cli,
+    sharing_cli,
+    api_cli,
 ):
     _commands.register(app)
 
 
 def main() -> None:
-    """Entry point of the ``civicpulse`` console script."""
-    app()
+    """Entry point of the ``civicpulse`` console script: one error line, never a traceback."""
+    sys.exit(boundary.run_cli(app))
 
 
 if __name__ == "__main__":

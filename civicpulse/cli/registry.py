@@ -48,7 +48,11 @@ def _run(database_url: str | None, work: Callable[[str], T]) -> T:
     try:
         return work(url)
     except StoreUnavailable as exc:
-        raise fail(escape(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?")) from exc
+        raise fail(
+            escape(
+                f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+            )
+        ) from exc
     except RegistryError as exc:
         raise fail(escape(str(exc))) from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -32,7 +33,9 @@ def _db(database_url: str | None) -> Iterator[psycopg.Connection]:
         with connect(url) as conn:
             yield conn
     except StoreUnavailable as exc:
-        raise fail(f"{exc} — is PostgreSQL running at CIVICPULSE_DATABASE_URL?") from exc
+        raise fail(
+            f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
+        ) from exc
     except psycopg.errors.UndefinedTable as exc:
         raise fail(f"{exc.diag.message_primary} — run `civicpulse db migrate` first") from exc
 
@@ -101,6 +104,19 @@ def waste_forecast(
     console.print(f"stored {stored} bin forecast(s)")
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before any work if ``out_dir`` cannot be the report's directory."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"--out {out_dir} is a file: give a directory for the CSVs and the PDF", code=2)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise fail(f"--out {out_dir}: cannot create the directory ({why})", code=2) from exc
+    if not os.access(out_dir, os.W_OK):
+        raise fail(f"--out {out_dir}: directory is not writable", code=2)
+
+
 def report_netzero(
     period: Annotated[str, typer.Option("--period", help="YYYY-MM (a month) or YYYY (a year)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the CSVs and the PDF")],
@@ -111,28 +127,40 @@ def report_netzero(
     council: Council = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Net Zero electricity report: CSVs and a PDF (DESNZ factors of the reporting year)."""
-    from civicpulse.reports.netzero import Period, build_netzero
+    """Net Zero electricity report: CSVs and a PDF (each year with its DESNZ factors)."""
+    from civicpulse.reports.netzero import (
+        NetZeroRequestError,
+        Period,
+        build_netzero,
+        check_request,
+    )
     from civicpulse.reports.netzero_out import write_csvs
     from civicpulse.reports.netzero_pdf import write_pdf
     from rules.carbon import CarbonError
 
-    try:
+    try:  # an impossible request is one usage line (exit 2) before any work
         p = Period.parse(period)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
-    base = baseline_year if baseline_year is not None else p.year - 1
-    try:
+        base = baseline_year if baseline_year is not None else p.year - 1
+        now = datetime.now(UTC)
+        check_request(p, base, now)
+        _check_out_dir(out_dir)
         with _db(database_url) as conn:
-            report = build_netzero(conn, p, base, council=council)
+            report = build_netzero(conn, p, base, council=council, now=now)
+    except NetZeroRequestError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{exc.option}'") from exc
     except CarbonError as exc:
         raise fail(f"{exc} — add that year's DESNZ factors to the factor file") from exc
-    except ValueError as exc:
-        raise fail(f"{exc} — choose another --baseline-year") from exc
     files = write_csvs(report, out_dir)
     files.append(write_pdf(report, out_dir / f"netzero_{p.label}.pdf"))
+    pt = report.period_total
+    done = "" if pt.completeness is None else f", {pt.completeness:.1%} of half-hours read"
+    console.print(
+        f"{report.council_name}, {p.name}: {pt.meters} meter(s){done}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for note in report.notes:
-        console.print(note)
+        console.print(note, highlight=False, soft_wrap=True)
     for f in files:
         print(f)
 
@@ -153,12 +181,20 @@ def report_air_quality(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Annual means against UK limits and the 2040 PM2.5 target, with exceedance counts."""
-    from civicpulse.reports.air import compliance, to_json
+    from civicpulse.reports.air import AIR_TABLE_LEGEND, compliance, table_cells, to_json
     from sensors.catalogue import AIR_QUALITY
+    from storage.report_queries import council_is_known
 
+    if year > datetime.now(UTC).year:
+        raise typer.BadParameter(f"{year} has not started yet", param_hint="'--year'")
     every = interval or AIR_QUALITY.expected_interval_s
     with _db(database_url) as conn:
+        if council is not None and not council_is_known(conn, council):
+            raise typer.BadParameter(f"unknown council {council!r}", param_hint="'--council'")
         sites = compliance(conn, year, council=council, expected_interval_s=every)
+    if not sites:  # one line, not an empty table
+        of = f" of {council}" if council else ""
+        raise typer.BadParameter(f"no air-quality readings{of} in {year}", param_hint="'--year'")
     if as_json:
         print(json.dumps(to_json(year, sites), indent=2))
         return
@@ -176,24 +212,9 @@ def report_air_quality(
         table.add_column(col)
     for s in sites:
         for r in s.rows:
-            mean = "" if r.annual_mean is None else f"{r.annual_mean:.1f}"
-            exc = "" if r.exceedances is None else f"{r.exceedances}/{r.allowed}"
-            target = "" if r.meets_2040_target is None else str(r.meets_2040_target)
-            table.add_row(
-                s.site,
-                r.metric,
-                f"{r.data_capture:.0%}",
-                mean,
-                f"{r.annual_limit:g}",
-                exc,
-                str(r.passes),
-                target,
-            )
+            table.add_row(s.site, *table_cells(r))
     out.print(table)
-    out.print(
-        "capture: share of the year's hours with a valid hourly mean (75 % of reads). The "
-        "Regulations' data-capture rules are not applied: judge a low-capture year with care."
-    )
+    out.print(AIR_TABLE_LEGEND)
 
 
 def report_energy_baseline(

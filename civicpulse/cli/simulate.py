@@ -86,6 +86,7 @@ def run_simulation(
             TimeRemainingColumn(),
             console=console,
             transient=True,
+            disable=not console.is_terminal,
         ) as bar:
             task = bar.add_task("publish", total=total, acked=0)
             stats = publish(

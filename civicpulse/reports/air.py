@@ -58,6 +58,45 @@ def compliance(
     ]
 
 
+NOT_MEASURED = "not measured"  # no valid hourly mean in the year
+NOT_APPLICABLE = "—"  # the limit or target does not exist for this pollutant
+AIR_TABLE_LEGEND = (
+    f"capture: share of the year's hours with a valid hourly mean (75 % of reads). "
+    f"{NOT_MEASURED}: no valid hourly mean in the year. {NOT_APPLICABLE}: no such limit or "
+    "target for this pollutant (PM2.5 has no short-term limit; the 2040 target is PM2.5's "
+    "only). The Regulations' data-capture rules are not applied: judge a low-capture year "
+    "with care."
+)
+
+
+def _yes_no(flag: bool | None, applies: bool = True) -> str:
+    if not applies:
+        return NOT_APPLICABLE
+    if flag is None:
+        return NOT_MEASURED
+    return "yes" if flag else "no"
+
+
+def table_cells(r: ComplianceRow) -> list[str]:
+    """A compliance row as words for the terminal table (never True/False/None)."""
+    measured = r.annual_mean is not None
+    if r.short_term_limit is None:
+        exceed = NOT_APPLICABLE
+    elif r.exceedances is None or not measured:
+        exceed = NOT_MEASURED
+    else:
+        exceed = f"{r.exceedances} of {r.allowed} allowed"
+    return [
+        r.metric,
+        f"{r.data_capture:.0%}",
+        f"{r.annual_mean:.1f}" if r.annual_mean is not None else NOT_MEASURED,
+        f"{r.annual_limit:g}",
+        exceed,
+        _yes_no(r.passes),
+        _yes_no(r.meets_2040_target, applies=r.target_2040 is not None),
+    ]
+
+
 def to_json(year: int, sites: list[SiteCompliance]) -> dict[str, Any]:
     """JSON-ready mapping of the report, with the legal sources named."""
     return {

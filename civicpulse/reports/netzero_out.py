@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from civicpulse.reports.netzero import Compared, NetZeroReport
+from civicpulse.reports.netzero import SLOT_S, Compared, NetZeroReport, explain
 
 FOOTPRINT_COLUMNS = (
     "factor_year",
@@ -24,24 +24,36 @@ def _num(x: float | None, places: int = 3) -> str:
     return "" if x is None else f"{x:.{places}f}"
 
 
+def _pct(share: float | None) -> str:
+    return "" if share is None else f"{share * 100:.1f}"
+
+
 def _figures(c: Compared) -> list[Any]:
+    """A row's figures; a side without readings is blank (unknown), and ``note`` says why."""
     cur, base = c.current, c.baseline
+    now = c.measured
+    old = c.has_baseline
     return [
         cur.factor_year,
-        _num(cur.import_kwh),
-        _num(cur.export_kwh),
-        _num(cur.scope2_kg),
-        _num(cur.scope3_td_kg),
-        _num(cur.gross_kg),
-        _num(cur.export_avoided_kg),
+        _num(cur.import_kwh if now else None),
+        _num(cur.export_kwh if now else None),
+        _num(cur.scope2_kg if now else None),
+        _num(cur.scope3_td_kg if now else None),
+        _num(cur.gross_kg if now else None),
+        _num(cur.export_avoided_kg if now else None),
         c.baseline_label,
         base.factor_year,
-        _num(base.import_kwh),
-        _num(base.gross_kg),
+        _num(base.import_kwh if old else None),
+        _num(base.gross_kg if old else None),
         _num(c.change_kwh_pct, 2),
         _num(c.change_kg_pct, 2),
         _num(c.meter_hours, 1),
         _num(c.baseline_meter_hours, 1),
+        c.meters,
+        _pct(c.completeness),
+        c.baseline_meters,
+        _pct(c.baseline_completeness),
+        "; ".join(explain(c)),
     ]
 
 
@@ -51,10 +63,15 @@ COMPARED_COLUMNS = (
     "baseline_factor_year",
     "baseline_import_kwh",
     "baseline_total_kgco2e",
-    "change_import_pct",  # blank when either side has no readings
+    "change_import_pct",  # blank when either side has no readings (``note`` says which)
     "change_total_pct",
-    "meter_hours",  # register-covered meter-hours: data completeness
+    "meter_hours",  # register-covered meter-hours
     "baseline_meter_hours",
+    "meters",  # meters with an import read in the period
+    "completeness_pct",  # % of their expected half-hours with a read
+    "baseline_meters",
+    "baseline_completeness_pct",
+    "note",  # why a figure is blank, which factor year was borrowed
 )
 
 
@@ -73,6 +90,14 @@ def write_csvs(report: NetZeroReport, out: Path) -> list[Path]:
     summary = [
         ("period", report.period.label),
         ("council", report.council or "all"),
+        ("council_name", report.council_name),
+        ("as_of", report.as_of.isoformat(timespec="seconds")),
+        ("period_complete", "no: figures to as_of" if report.in_progress else "yes"),
+        (
+            "completeness_definition",
+            f"share of the expected {SLOT_S // 60}-minute intervals (up to as_of) with an "
+            "import-register read, over the meters with a read in the period",
+        ),
         ("factor_year", report.factors.factors.year),
         ("factor_note", report.factors.note),
         ("baseline_year", report.baseline_year),

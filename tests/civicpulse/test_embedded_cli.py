@@ -23,19 +23,19 @@ def test_each_command_has_help(command: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "hint"),
+    ("args", "hint", "code"),
     [
-        (["run", "--mqtt-url", "mqtt://broker.example:1883"], "--external-broker"),
-        (["run", "--mqtt-url", "http://127.0.0.1"], "--mqtt-url mqtt://127.0.0.1:1883"),
-        (["replay", "no-such-recording.jsonl"], "civicpulse simulate --record"),
+        (["run", "--mqtt-url", "mqtt://broker.example:1883"], "--external-broker", 2),
+        (["run", "--mqtt-url", "http://127.0.0.1"], "--mqtt-url mqtt://127.0.0.1:1883", 2),
+        (["replay", "no-such-recording.jsonl"], "civicpulse simulate --record", 1),
     ],
 )
 def test_errors_are_one_line_that_say_what_to_do(
-    args: list[str], hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    args: list[str], hint: str, code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, args)
-    assert result.exit_code == 1
+    assert result.exit_code == code  # 2: the command line must change
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     assert hint in lines[0]

@@ -28,11 +28,11 @@ def _free_port() -> int:
 
 
 def readme_publish_example() -> str:
-    """The README's ``mosquitto_pub`` example: the bash block that publishes a reading."""
+    """The README's first ``mosquitto_pub`` example, right after ``make demo`` (every example
+    is run against ``civicpulse run`` by test_readme_examples.py)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    [example] = [b for b in blocks if b.lstrip().startswith("mosquitto_pub")]
-    return example
+    return next(b for b in blocks if b.lstrip().startswith("mosquitto_pub"))
 
 
 def test_make_demo_from_a_fresh_clone_stores_a_mosquitto_pub_reading_within_a_second(
@@ -85,6 +85,13 @@ def test_make_demo_from_a_fresh_clone_stores_a_mosquitto_pub_reading_within_a_se
                     ).fetchall()
             elapsed = time.monotonic() - published
             assert found == [(41.2,)], f"not stored within 1 s ({elapsed:.2f}s)"
+
+            # output piped to a file: plain lines, never a live view's escape codes
+            deadline = time.monotonic() + 15
+            while "demo: " not in log_path.read_text(errors="replace"):
+                assert time.monotonic() < deadline, "no plain status line in the piped output"
+                time.sleep(0.5)
+            assert "\x1b[" not in log_path.read_text(errors="replace")
         finally:
             os.killpg(demo.pid, signal.SIGINT)
             try:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -185,7 +186,10 @@ def test_netzero_month_figures_equal_independent_calculation(netzero_db, tmp_pat
         assert float(row["baseline_total_kgco2e"]) == pytest.approx(base * (gen24 + td24), abs=2e-3)
         want = (imp * (gen25 + td25) - base * (gen24 + td24)) / (base * (gen24 + td24)) * 100
         assert float(row["change_total_pct"]) == pytest.approx(want, abs=0.01)
-    assert float(monthly["2026-03"]["import_kwh"]) == 0.0
+    # A month without readings is unknown, not zero: blank figures and a note saying so
+    assert monthly["2026-03"]["import_kwh"] == "" and monthly["2026-03"]["total_kgco2e"] == ""
+    assert "no readings in 2026-03" in monthly["2026-03"]["note"]
+    assert monthly["2026-03"]["meters"] == "0" and monthly["2026-03"]["completeness_pct"] == ""
 
     sites = {r["sensor_id"]: r for r in _csv(out / "netzero_2026-10_sites.csv")}
     assert sites["em-b"]["site"] == "Leisure Centre" and sites["em-b"]["factor_year"] == "2025"
@@ -204,6 +208,7 @@ def test_netzero_month_figures_equal_independent_calculation(netzero_db, tmp_pat
     assert [r["factor_year"] for r in annual.values()] == ["2024", "2025", "2025"]
     assert annual["2025 Jan-10"]["meter_hours"] == "0.0"
     assert annual["2025 Jan-10"]["change_total_pct"] == ""  # no readings: no % change
+    assert "no readings in 2025 Jan-10" in annual["2025 Jan-10"]["note"]
     assert float(annual["2026 Jan-10"]["import_kwh"]) == pytest.approx(ytd, abs=5e-3)
     # October 2026 in London: 745 h; two meters, minus the half hour across the exchange
     assert float(monthly["2026-10"]["meter_hours"]) == pytest.approx(2 * 745 - 0.5)
@@ -270,3 +275,143 @@ def test_netzero_year_period_sites_total_the_year(netzero_db, tmp_path: Path) ->
     total = sum(truths[2026][s][0].sum() for s in ("em-a", "em-b"))
     assert float(summary["period_import_kwh"]) == pytest.approx(total, abs=5e-3)
     assert len(_csv(tmp_path / "netzero_2026_monthly.csv")) == 12
+
+
+def _netzero(*args: str) -> subprocess.CompletedProcess[str]:
+    """`civicpulse report netzero ARGS` in a process, whatever its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "civicpulse.cli", "report", "netzero", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+
+
+def _pdf_text(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _completeness(rows: list[Row], start: datetime, end: datetime) -> tuple[int, float]:
+    """Meters and % of their half-hours holding an import read, counted from the seeded rows."""
+    slots: dict[str, set[int]] = {}
+    for t, _council, sid, _kind, metric, _v, _unit in rows:
+        if metric == "energy_import" and start <= t < end:
+            slots.setdefault(sid, set()).add(int(t.timestamp()) // 1800)
+    half_hours = int(end.timestamp() - start.timestamp()) // 1800  # October: 745 h, not 744
+    return len(slots), 100 * sum(map(len, slots.values())) / (len(slots) * half_hours)
+
+
+def test_netzero_completeness_council_name_and_no_baseline(netzero_db, tmp_path: Path) -> None:
+    url, _ = netzero_db
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO councils (slug, name) VALUES ('testshire', 'Testshire Council')")
+    out = tmp_path / "report"
+    proc = run_cli(
+        *("report", "netzero", "--period", "2026-10", "--out", str(out)),
+        *("--council", "testshire", "--database-url", url),  # baseline 2025: no readings
+    )
+    assert "Testshire Council, October 2026: 2 meter(s)" in proc.stderr
+
+    rows, _ = _year_data(2026)
+    monthly = {r["month"]: r for r in _csv(out / "netzero_2026-10_monthly.csv")}
+    for m in (9, 10):
+        start = datetime(2026, m, 1, tzinfo=LONDON)
+        n, pct = _completeness(rows, start, datetime(2026, m + 1, 1, tzinfo=LONDON))
+        assert monthly[f"2026-{m:02d}"]["meters"] == str(n) == "2"
+        assert float(monthly[f"2026-{m:02d}"]["completeness_pct"]) == pytest.approx(pct, abs=0.05)
+    assert float(monthly["2026-10"]["completeness_pct"]) < 100  # em-b's gap into October
+
+    summary = {r["key"]: r["value"] for r in _csv(out / "netzero_2026-10_summary.csv")}
+    assert summary["council_name"] == "Testshire Council"
+    assert summary["period_baseline_total_kgco2e"] == ""  # not 0.000: there is no baseline
+    assert summary["period_change_total_pct"] == ""
+    assert "no baseline: no readings in 2025-10" in summary["period_note"]
+    assert summary["period_meters"] == "2" and summary["period_baseline_meters"] == "0"
+
+    text = _pdf_text(out / "netzero_2026-10.pdf")
+    pages = text.split("\f")
+    assert all("Testshire Council" in page for page in pages if page.strip())
+    assert "change: no baseline" in text and "no readings in 2025-10" in text
+    assert "0.00 t" not in text and "n/a" not in text
+    assert f"data completeness {float(monthly['2026-10']['completeness_pct']):.1f}%" in text
+    assert "2026-10 uses DESNZ 2025 (2026 not published)" in text
+
+
+@pytest.fixture
+def netzero_2024_2025(fresh_db: str) -> tuple[str, dict[int, dict[str, Any]]]:
+    """The same two meters in 2024 and 2025: two years with their own DESNZ factors."""
+    migrate(fresh_db)
+    truths = {}
+    for year in (2024, 2025):
+        rows, truths[year] = _year_data(year)
+        insert_readings(fresh_db, rows)
+    return fresh_db, truths
+
+
+def test_netzero_each_period_uses_its_own_years_factors(netzero_2024_2025, tmp_path: Path) -> None:
+    url, truths = netzero_2024_2025
+    factors = json.loads(FACTOR_FILE.read_text())
+
+    def per_kwh(year: int) -> float:
+        f = factors[str(year)]
+        return (
+            f["electricity_generated_uk_kwh"]["kgCO2e"]
+            + f["electricity_td_losses_uk_kwh"]["kgCO2e"]
+        )
+
+    run_cli(
+        *("report", "netzero", "--period", "2025-10", "--baseline-year", "2024"),
+        *("--out", str(tmp_path), "--database-url", url),
+    )
+    monthly = {r["month"]: r for r in _csv(tmp_path / "netzero_2025-10_monthly.csv")}
+    for m in (9, 10):
+        kwh = {y: sum(truths[y][s][0][m - 1] for s in ("em-a", "em-b")) for y in (2024, 2025)}
+        row = monthly[f"2025-{m:02d}"]
+        assert (row["factor_year"], row["baseline_factor_year"]) == ("2025", "2024")
+        assert float(row["total_kgco2e"]) / 1000 == pytest.approx(
+            kwh[2025] * per_kwh(2025) / 1000, abs=1e-5
+        )
+        assert float(row["baseline_total_kgco2e"]) / 1000 == pytest.approx(
+            kwh[2024] * per_kwh(2024) / 1000, abs=1e-5
+        )
+        assert row["note"] == ""  # both years have their own published factors
+    annual = {r["year"]: r for r in _csv(tmp_path / "netzero_2025-10_annual.csv")}
+    assert [(r["factor_year"], r["baseline_factor_year"]) for r in annual.values()] == [
+        ("2024", "2024"),
+        ("2025", "2024"),
+    ]
+    text = _pdf_text(tmp_path / "netzero_2025-10.pdf")
+    assert "2025-10 uses DESNZ 2025; 2024-10 uses DESNZ 2024." in text
+    total = sum(truths[2025][s][0][9] for s in ("em-a", "em-b")) * per_kwh(2025)
+    assert f"Total: {total / 1000:,.2f} t CO2e" in text
+
+
+def test_netzero_impossible_requests_are_one_usage_line(netzero_db, tmp_path: Path) -> None:
+    url, _ = netzero_db
+    next_year = datetime.now(UTC).year + 1
+    cases = [
+        (["--period", f"{next_year}-01"], "'--period'", "has not started yet"),
+        (["--period", "2026-10", "--baseline-year", "2027"], "'--baseline-year'", "is after"),
+        (["--period", "2026-10", "--council", "atlantis"], "'--council'", "unknown council"),
+        (["--period", "2025-03"], "'--period'", "no energy-meter readings in March 2025"),
+        (["--period", "2026-13"], "'--period'", "YYYY-MM or YYYY"),
+        (["--period", "0999"], "'--period'", "1990-2100"),
+    ]
+    for args, option, words in cases:
+        out = tmp_path / "none"
+        proc = _netzero(*args, "--out", str(out), "--database-url", url)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+        assert option in lines[0] and words in lines[0], lines[0]
+        assert not out.exists() or not any(out.iterdir()), "no empty report is written"
+    with psycopg.connect(url) as conn:  # a registered council without meters
+        conn.execute("INSERT INTO councils (slug, name) VALUES ('quiet', 'Quiet Council')")
+    proc = _netzero("--period", "2026-10", "--council", "quiet", "--out", str(tmp_path / "q"),
+                    "--database-url", url)  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "'quiet' has no energy-meter readings" in proc.stderr
+    assert "testshire" in proc.stderr  # names the councils that have meters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -190,3 +191,50 @@ def test_waste_forecast_stores_forecasts_idempotently(fresh_db: str) -> None:
     assert got["bin-fast"][1] == DAY_START - timedelta(minutes=15)  # its last read
     assert got["bin-fast"][2] == C + timedelta(hours=78)
     assert got["bin-full"][3] == "full" and got["bin-slow"][2] == C + timedelta(hours=156)
+
+
+AIR_CLI = (sys.executable, "-m", "civicpulse.cli", "report", "air-quality")
+
+
+def test_air_quality_table_says_words_not_true_false_none(fresh_db: str) -> None:
+    from civicpulse.reports.air import NOT_APPLICABLE, NOT_MEASURED, table_cells
+    from rules.air_quality import annual_compliance
+
+    hour = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = annual_compliance(2026, {"no2": {}, "pm2_5": {hour: 12.0}, "pm10": {hour: 20.0}})
+    cells = {r.metric: table_cells(r) for r in rows}
+    # metric, capture, mean, limit, exceedances, passes, 2040 target
+    assert cells["no2"][2:] == [NOT_MEASURED, "40", NOT_MEASURED, NOT_MEASURED, NOT_APPLICABLE]
+    assert cells["pm2_5"][2:] == ["12.0", "25", NOT_APPLICABLE, "yes", "no"]
+    assert cells["pm10"][4:] == ["0 of 35 allowed", "yes", NOT_APPLICABLE]
+
+    migrate(fresh_db)
+    insert_readings(fresh_db, _air_rows(np.random.default_rng(11))[0])
+    proc = subprocess.run(
+        [*AIR_CLI, "--year", "2026", "--database-url", fresh_db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not {"True", "False", "None"} & set(proc.stdout.replace("│", " ").split())
+    assert " yes " in proc.stdout and "5 of 18 allowed" in proc.stdout
+    assert f"{NOT_APPLICABLE}: no such limit or target" in proc.stdout
+
+
+def test_air_quality_without_readings_is_one_usage_line(fresh_db: str) -> None:
+    migrate(fresh_db)
+    for args, words in (
+        (["--year", "2026"], "no air-quality readings in 2026"),
+        (["--year", str(datetime.now(UTC).year + 1)], "has not started yet"),
+        (["--year", "2026", "--council", "atlantis"], "unknown council 'atlantis'"),
+    ):
+        proc = subprocess.run(
+            [*AIR_CLI, *args, "--database-url", fresh_db],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr

@@ -201,7 +201,7 @@ def test_bad_messages_cover_every_fault_and_are_rejected_as_labelled(fleet: Flee
         RejectReason.INVALID_UTF8,
         RejectReason.BAD_TOPIC,
     }
-    assert any(len(b.payload) >= 1_048_576 for b in bad)
+    assert any(262_144 < len(b.payload) < 1_048_576 for b in bad)  # dead-lettered, not refused
     assert any(b.topic.startswith("civicpulse/") and "/toaster/" in b.topic for b in bad)
     for b in bad:
         with pytest.raises(RejectedPayload) as caught:
