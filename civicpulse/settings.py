@@ -173,8 +173,9 @@ class Settings:
     auth: str = field(
         default="auto",
         metadata={
-            "doc": "Embedded broker device authentication: auto (anonymous clients only while "
-            "it listens on loopback), required, or off"
+            "doc": "Device authentication: auto (anonymous clients only while the embedded "
+            "broker listens on loopback), required (also: the bridge dead-letters unknown and "
+            "disabled devices), or off"
         },
     )
     api_host: str = field(

@@ -33,9 +33,18 @@ def configure_logging(settings: Settings) -> None:
 
 
 def build_bridge(settings: Settings) -> Bridge:
-    """The MQTT → Kafka bridge as configured."""
+    """The MQTT → Kafka bridge as configured; with ``auth=required`` it also dead-letters
+    messages of unknown or disabled devices (the registry reloaded every 2 s)."""
     from ingest.bridge import Bridge, BridgeConfig
 
+    authorize = None
+    if settings.auth == "required":
+        from ingest.registry_watch import RegistryWatch
+        from storage.registry_store import load_directory
+
+        watch = RegistryWatch(lambda: load_directory(settings.database_url))
+        watch.start()
+        authorize = watch.refusal
     return Bridge(
         BridgeConfig(
             mqtt_url=settings.mqtt_url,
@@ -49,7 +58,8 @@ def build_bridge(settings: Settings) -> Bridge:
             replication=settings.kafka_replication,
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
             limits=build_limits(settings),
-        )
+        ),
+        authorize=authorize,
     )
 
 

@@ -22,7 +22,7 @@ from ingest.kafka_acks import (
     send_routed,
 )
 from ingest.kafka_topics import ensure_topics
-from sensors.intake import route_message
+from sensors.intake import Authorize, route_message
 
 __all__ = ["DEADLETTER_MAX_VALUE_BYTES", "Bridge", "BridgeConfig", "BridgeStats"]
 
@@ -38,8 +38,14 @@ class Bridge:
     the message in the bridge's persistent session and redelivers it on reconnect.
     """
 
-    def __init__(self, config: BridgeConfig, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        clock: Callable[[], datetime] | None = None,
+        authorize: Authorize | None = None,
+    ) -> None:
         self._config = config
+        self._authorize = authorize  # unknown/disabled devices → dead letters (auth required)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session = config.session()
         self._endpoint = self._session.endpoint
@@ -219,7 +225,7 @@ class Bridge:
         topic = raw_topic.decode("utf-8", "backslashreplace")
         payload = bytes(msg.payload)
         self.stats.messages += 1
-        routed = route_message(raw_topic, payload, received, self._config.limits)
+        routed = route_message(raw_topic, payload, received, self._config.limits, self._authorize)
         letter = routed.deadletter
         if letter is not None:
             for part in letter.parts or (letter,):
