@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from api.access import current_caller
 from api.opendata import aggregates as agg
 from api.opendata.daqi import daqi_hourly
+from api.opendata.export import parse_export, stream_readings
 from api.opendata.geojson import sensors_feature_collection
 from api.opendata.params import (
     MAX_CSV_ROWS,
@@ -197,6 +198,31 @@ async def daqi(
             "columns": ["interval_start", "interval_end", "index", "band"],
             "rows": [[_z(s.isoformat()), _z(e.isoformat()), d.index, d.band] for s, e, d in hours],
         }
+    )
+
+
+@router.get("/api/v1/readings.csv", tags=["open data"], response_model=None)
+async def readings_csv(request: Request, caller: CallerDep, reader: ReaderDep) -> Response:
+    """Raw readings ``[from, to)`` (at most 7 days) as streamed CSV, in storage order:
+    ``council``, ``kind``, ``metric``, ``sensor`` narrow it. Only what the caller may see."""
+    try:
+        q = parse_export(_params(request))
+    except BadRequest as e:
+        return bad_request(str(e))
+
+    async def body() -> AsyncIterator[bytes]:
+        counted = [0]
+        async with reader.session(caller) as session:
+            async for chunk in stream_readings(session.conn, q, counted):
+                session.rows = counted[0]
+                yield chunk
+            session.rows = counted[0]
+
+    name = f"civicpulse-readings-{q.start:%Y%m%dT%H%M}Z.csv"
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -293,3 +293,32 @@ def test_sql_looking_site_is_data_not_sql(
     assert r.status_code == 200 and r.json()["series"] == []
     r = client.get("/api/v1/aggregates", params={"metric": "no2", **_window(opendata_seed)})
     assert r.json()["numberReturned"] > 0  # readings still there
+
+
+def test_raw_readings_export_streams_exactly_the_stored_rows(
+    opendata_server: str,  # noqa: F811
+    opendata_seed: OpenDataSeed,  # noqa: F811
+) -> None:
+    """``/api/v1/readings.csv``: every seeded reading in the window, values as sent."""
+    start = opendata_seed.end - timedelta(hours=6)
+    params = {"from": start.isoformat(), "to": opendata_seed.end.isoformat(), "metric": "pm10"}
+    with httpx.stream("GET", f"{opendata_server}/api/v1/readings.csv", params=params) as r:
+        assert r.status_code == 200
+        text = b"".join(r.iter_bytes()).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    want = sorted(
+        (x.sensor_id, x.time, x.value)
+        for x in opendata_seed.readings
+        if x.metric == "pm10" and start <= x.time < opendata_seed.end
+    )
+    got = sorted(
+        (
+            r["sensor_id"],
+            datetime.fromisoformat(r["time"].replace("Z", "+00:00")),
+            float(r["value"]),
+        )
+        for r in rows
+    )
+    assert want and got == want
+    bad = httpx.get(f"{opendata_server}/api/v1/readings.csv", params={"from": "2026-01-01"})
+    assert bad.status_code == 400 and "to: required" in bad.text
