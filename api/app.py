@@ -10,12 +10,15 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from psycopg_pool import AsyncConnectionPool
 
 import api.agreements
 import api.opendata
 import api.sensorthings.router
 from api.access import PUBLIC_RATE_PER_MINUTE, Access
+from api.opendata.page import STATIC_URL
 from api.reader import REQUEST_LINE, Reader
 
 
@@ -79,7 +82,23 @@ def create_app(config: ApiConfig) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="civicpulse open-data API", lifespan=lifespan, docs_url="/docs")
+    app = FastAPI(
+        title="civicpulse open-data API", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    prefix_path = urlsplit(config.public_url).path.rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The OpenAPI docs, with Swagger UI served from the package (no CDN)."""
+        vendor = f"{prefix_path}{STATIC_URL}/vendor/swagger-ui"
+        return get_swagger_ui_html(
+            openapi_url=f"{prefix_path}{app.openapi_url}",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+            swagger_css_url=f"{vendor}/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
     app.state.config = config
     api.sensorthings.router.install_error_handlers(app)
     app.include_router(api.sensorthings.router.router)

@@ -128,6 +128,7 @@ fi
 # ---------------------------------------------------------------- public page vendor files
 # Committed to the repository (served from the package, no npm at run time); re-created from
 # the pinned npm package only when missing. `scripts/vendor_leaflet.sh --check` verifies them.
-if [ ! -f api/opendata/static/vendor/leaflet/leaflet.js ]; then
+if [ ! -f api/opendata/static/vendor/leaflet/leaflet.js ] \
+        || [ ! -f api/opendata/static/vendor/swagger-ui/swagger-ui-bundle.js ]; then
     scripts/vendor_leaflet.sh
 fi

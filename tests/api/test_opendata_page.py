@@ -170,3 +170,48 @@ def test_public_page_shows_the_seeded_sensors_without_console_errors(
     assert f"{len(seeded)} sensors" in dom["summary"]
     for path in ("/api/v1/sensors.geojson", "/v1.1", "/docs", "/api/v1/aggregates?"):
         assert any(link.startswith(opendata_server + path) for link in dom["links"])
+
+
+async def _visit_docs(port: int, url: str) -> tuple[list[str], list[dict[str, Any]]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+        target = next(t for t in json.load(r) if t["type"] == "page")
+    async with connect(target["webSocketDebuggerUrl"], max_size=None) as ws:
+        cdp = Cdp(ws)
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            await cdp.send(f"{domain}.enable")
+        await cdp.send("Page.navigate", url=url)
+        deadline = time.monotonic() + 30
+        paths: list[str] = []
+        while not paths:
+            assert time.monotonic() < deadline, "Swagger UI never listed the operations"
+            await asyncio.sleep(0.2)
+            found = await cdp.evaluate(
+                "JSON.stringify([...document.querySelectorAll('.opblock-summary-path')]"
+                ".map(e => e.textContent))"
+            )
+            paths = json.loads(found or "[]")
+        cdp.reader.cancel()
+        return paths, cdp.events
+
+
+def test_api_docs_render_from_the_package_with_no_cdn(
+    opendata_server: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    proc, port = _launch(tmp_path / "profile-docs")
+    try:
+        paths, events = asyncio.run(_visit_docs(port, opendata_server + "/docs"))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert any("/api/v1/aggregates" in p for p in paths), paths
+    requested = [
+        e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"
+    ]
+    assert requested and all(
+        u.startswith(opendata_server + "/") or u.startswith("data:") for u in requested
+    ), requested
