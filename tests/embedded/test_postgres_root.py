@@ -99,3 +99,43 @@ def test_root_with_a_reachable_data_dir_keeps_the_cluster_inside_it(base: Path) 
         pg.stop()
     assert modes(base) == before
     assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "not stopped"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the copy is made only when running as root")
+def test_binaries_copied_for_an_unreachable_venv_find_their_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv under a 0700 directory (e.g. /root): the copy keeps the wheel's layout, so the
+    binaries' relative RPATH still finds the bundled shared libraries."""
+    import subprocess
+
+    from embedded import postgres
+
+    source = _library_install()
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    site = closed / "site-packages"
+    shutil.copytree(source.parent, site / source.parent.name, symlinks=True)
+    libs = source.parent.parent / f"{source.parent.name}.libs"
+    shutil.copytree(libs, site / libs.name, symlinks=True)
+    monkeypatch.setattr(
+        postgres, "_library_install", lambda: site / source.parent.name / source.name
+    )
+    open_dir = Path(tempfile.mkdtemp(prefix="civicpulse-platform-"))
+    open_dir.chmod(0o755)
+    platform = open_dir / "platform"
+    try:
+        entry = postgres._dedicated_user()
+        installed = postgres._reachable_install(entry, platform)
+        assert platform in installed.parents
+        done = subprocess.run(
+            [str(installed / "bin" / "initdb"), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+            **postgres._as(entry),
+        )
+        assert done.returncode == 0, done.stderr
+        assert "initdb (PostgreSQL)" in done.stdout
+    finally:
+        shutil.rmtree(open_dir, ignore_errors=True)
