@@ -14,10 +14,10 @@ from embedded.committer import (
     EngineStopped,
     GroupCommitter,
     NotStored,
-    deadletter_ref,
 )
 from embedded.engine import EmbeddedConfig, EmbeddedEngine, ListenError
 from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
+from sensors.deadletter import deadletter_ref  # the key both engines dedupe dead letters by
 
 __all__ = [
     "CommitStats",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -13,18 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sensors.deadletter import DeadLetter
+from sensors.deadletter import deadletter_ref
 from sensors.errors import CivicPulseError
-from sensors.intake import Routed
+from sensors.intake import Routed, RoutedReadings
 from storage import DeadLetterStore, ReadingStore, StoreUnavailable, retry_while_unavailable
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 
 log = logging.getLogger(__name__)
 
-Router = Callable[[str | bytes, bytes, datetime], Routed]
-"""``route_message`` with its limits bound: topic (raw bytes allowed), payload, receive time →
-``Routed``."""
+Router = Callable[[str | bytes, bytes, datetime], Routed | RoutedReadings]
+"""``route_in_process`` (or ``route_message``) with its limits bound: topic (raw bytes
+allowed), payload, receive time → ``RoutedReadings`` (or encoded ``Routed``)."""
 
 
 class NotStored(CivicPulseError):
@@ -50,23 +49,13 @@ class CommitStats:
 
 @dataclass(slots=True)
 class _Item:
-    routed: Routed
+    routed: Routed | RoutedReadings
     done: asyncio.Future[None]
 
 
 def _topic(item: _Item) -> str:
     letter = item.routed.deadletter
     return letter.mqtt_topic if letter else "a sensor topic"
-
-
-def deadletter_ref(letter: DeadLetter) -> str:
-    """Source reference of a dead letter: a redelivered message (same topic and bytes) dedupes.
-
-    Built from the SHA-256 of the whole original payload (the letter keeps only a prefix).
-    """
-    topic = letter.mqtt_topic.encode("utf-8", "replace")
-    digest = hashlib.sha256(topic + b"\0" + letter.payload_sha256.encode())
-    return f"mqtt:{digest.hexdigest()}"
 
 
 class GroupCommitter:
@@ -219,7 +208,7 @@ class GroupCommitter:
     def _commit(self, batch: list[_Item]) -> None:
         """Worker thread: readings first (retried by the pipeline), then dead letters."""
         started = time.monotonic()
-        values = [value for item in batch for _key, value in item.routed.readings]
+        values = [value for item in batch for value in item.routed.values()]
         letters = [(d, deadletter_ref(d)) for item in batch if (d := item.routed.deadletter)]
         if values:
             outcome = self.pipeline.process(values)

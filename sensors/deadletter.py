@@ -124,3 +124,13 @@ class DeadLetter:
             payload_size=int(h.get("payload_size", len(payload))),
             payload_sha256=h.get("payload_sha256", ""),
         )
+
+
+def deadletter_ref(letter: DeadLetter) -> str:
+    """Source reference of a dead letter: a redelivered message (same topic and bytes) dedupes.
+
+    Built from the SHA-256 of the whole original payload (the letter keeps only a prefix).
+    """
+    topic = letter.mqtt_topic.encode("utf-8", "replace")
+    digest = hashlib.sha256(topic + b"\0" + letter.payload_sha256.encode())
+    return f"mqtt:{digest.hexdigest()}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import faust
 
-from sensors.deadletter import DeadLetter
+from sensors.deadletter import DeadLetter, deadletter_ref
 from storage import DeadLetterStore, ReadingStore, StoreUnavailable, retry_while_unavailable
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
@@ -91,11 +91,13 @@ def create_app(
 
     @app.agent(deadletters, concurrency=1, name="keep_dead_letters")
     async def keep_dead_letters(stream: faust.StreamT[bytes]) -> None:
-        # Dead letters are few: one at a time, keyed by their Kafka offset so replays dedupe.
+        # Dead letters are few: one at a time, keyed like the embedded engine's (topic and the
+        # payload's SHA-256), so a message the bridge sends again after an MQTT redelivery
+        # (a new Kafka record) is stored once, as a Kafka replay of the same record is.
         async for event in stream.events():
             message = event.message
             letter = DeadLetter.from_kafka(event.value, list(message.headers or []))
-            ref = f"kafka:{message.topic}:{message.partition}:{message.offset}"
+            ref = deadletter_ref(letter)
             await asyncio.to_thread(
                 retry_while_unavailable,
                 partial(letters_store.write, [(letter, ref)]),
