@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .common import (
@@ -40,7 +41,13 @@ def _mqtt_connack(port: int) -> bool:
         return ok
 
 
-def start_mosquitto(workdir: str | os.PathLike[str], *, timeout: float = 20.0) -> Service:
+def start_mosquitto(
+    workdir: str | os.PathLike[str],
+    *,
+    timeout: float = 20.0,
+    extra_conf: Sequence[str] = (),
+) -> Service:
+    """Mosquitto on a free port; ``extra_conf`` lines are appended to (and override) its config."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -58,7 +65,9 @@ def start_mosquitto(workdir: str | os.PathLike[str], *, timeout: float = 20.0) -
             "allow_anonymous true",
             "max_inflight_messages 1000",
             "max_queued_messages 1000000",
-            "message_size_limit 4194304",
+            # Like the compose broker: a larger packet closes the connection (message_size_limit
+            # would PUBACK it and drop it silently).
+            "max_packet_size 4194304",
             "persistence false",
             f"log_dest file {log_path}",
             "log_type error",
@@ -72,6 +81,7 @@ def start_mosquitto(workdir: str | os.PathLike[str], *, timeout: float = 20.0) -
             # Started as root, Mosquitto would switch to the `mosquitto` user, which cannot
             # write into our temp dir. Keep the current user instead.
             lines.append("user root")
+        lines += [line.replace("{dir}", str(d)) for line in extra_conf]
         conf.write_text("\n".join(lines) + "\n")
         proc = _spawn([exe, "-c", str(conf)], workdir=workdir, log_path=d / "stdout.log", cwd=d)
         try:
