@@ -6,14 +6,18 @@ import csv
 import heapq
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from rules.alerts import policy_for
 from rules.thresholds import Thresholds
 from sensors.catalogue import KINDS
 from sensors.intake import route_message
@@ -85,18 +89,56 @@ class StoredAlert(NamedTuple):
     rule: str
     opened_at: datetime
     resolved_at: datetime | None
-    count: int
-    details: dict
+    count: int  # type: ignore[assignment]  # the column, shadowing tuple.count
+    details: dict[str, Any]
     flaps: int = 0  # re-openings of this alert (each one an "opening" an operator sees)
+    id: int = 0
+
+
+class Transition(NamedTuple):
+    """A transition of an alert (``alert_transitions``) and the notification it queued."""
+
+    sensor_id: str
+    rule: str
+    transition: str  # opened, reopened, escalated, resolved, settled, withdrawn
+    event: str | None  # the notification queued (None: held back, or a repeat)
+    at: datetime  # event time (the engine clock for wall-clock rules)
+    alert_id: int
+
+
+class Notification(NamedTuple):
+    """A queued notification (its ``alert_transitions`` row; ``alert_notifications``, the
+    outbox a webhook is sent from, holds the same per alert and event: checked)."""
+
+    sensor_id: str
+    rule: str
+    event: str
+    alert_id: int
+
+
+class Replayed(NamedTuple):
+    """What a replay left in the database: alerts, transitions, notifications, and stats."""
+
+    alerts: list[StoredAlert]
+    stats: dict[str, float]
+    transitions: list[Transition]
+    notifications: list[Notification]
+
+
+def database_conninfo(server_url: str, name: str) -> str:
+    """``server_url`` (a URL, with ``?host=/socket/dir`` or not, or ``key=value`` conninfo)
+    with its database replaced by ``name``: libpq parses it, so nothing is lost or guessed."""
+    return make_conninfo(server_url, dbname=name)
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database ``name`` on the server of ``server_url``; return its URL."""
+    """Drop and create database ``name`` on the server of ``server_url``; return its conninfo."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_url.rpartition("/")
-    url = f"{base}/{name}"
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = database_conninfo(server_url, name)
     migrate(url)
     return url
 
@@ -107,6 +149,17 @@ def replay(
     thresholds: Thresholds,
     batch_s: float = 1800.0,
 ) -> tuple[list[StoredAlert], dict[str, float]]:
+    """:func:`replay_full`'s alerts and stats (what the chaos harness compares)."""
+    done = replay_full(url, messages, thresholds, batch_s)
+    return done.alerts, done.stats
+
+
+def replay_full(
+    url: str,
+    messages: Sequence[Msg],
+    thresholds: Thresholds,
+    batch_s: float = 1800.0,
+) -> Replayed:
     """Replay ``messages`` (in arrival order) through the pipeline; the tick runs whenever a
     sensor's silence reaches its stale limit (as an engine ticking every second would).
 
@@ -190,22 +243,51 @@ def replay(
     elapsed = time.perf_counter() - started
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT a.sensor_id, a.rule, a.opened_at, a.resolved_at, a.count, a.details, e.flaps"
-            " FROM alerts a JOIN alert_events e USING (id) ORDER BY a.opened_at"
+            "SELECT a.sensor_id, a.rule, a.opened_at, a.resolved_at, a.count, a.details, e.flaps,"
+            " a.id FROM alerts a JOIN alert_events e USING (id) ORDER BY a.opened_at, a.id"
+        ).fetchall()
+        moves = conn.execute(
+            "SELECT e.sensor_id, e.rule, t.transition, t.event, t.at, t.alert_id"
+            " FROM alert_transitions t JOIN alert_events e ON e.id = t.alert_id ORDER BY t.id"
+        ).fetchall()
+        queued = conn.execute(
+            "SELECT e.sensor_id, e.rule, n.event, n.alert_id"
+            " FROM alert_notifications n JOIN alert_events e ON e.id = n.alert_id ORDER BY n.id"
         ).fetchall()
     # A sensor whose part of the scenario has ended is silent, not stale: drop those alerts.
     last: dict[str, datetime] = {}
+    last_arrival: dict[str, datetime] = {}
     for m in messages:
         last[m.sensor_id] = max(m.time, last.get(m.sensor_id, m.time))
+        last_arrival[m.sensor_id] = max(m.arrives, last_arrival.get(m.sensor_id, m.arrives))
     alerts = [a for a in map(StoredAlert._make, rows) if a.opened_at <= last[a.sensor_id]]
+    kept = {a.id for a in alerts}
+    # every transition of a kept alert (opened/reopened even when its notification was held
+    # back: the backlog check counts openings); ``event`` says which were notified
+    transitions = [
+        t
+        for t in map(Transition._make, moves)
+        if t.alert_id in kept
+        # the silence after a sensor's part ends again: a stale re-open then is no finding
+        and not (policy_for(t.rule).wall_clock and t.at > last_arrival[t.sensor_id])
+    ]
+    # the outbox holds exactly the notifications the history says were queued
+    outbox = Counter((a, e) for _, _, e, a in queued)
+    history = Counter((t[5], t[3]) for t in moves if t[3] is not None)
+    notifications = [
+        Notification(t.sensor_id, t.rule, t.event, t.alert_id)
+        for t in transitions
+        if t.event is not None
+    ]
     stats = {
         "readings": n_readings,
         "dead_letters": n_letters,
         "ticks": ticks,
         "seconds": elapsed,
         "readings_per_s": n_readings / elapsed,
+        "outbox_matches_history": float(outbox == history),
     }
-    return alerts, stats
+    return Replayed(alerts, stats, transitions, notifications)
 
 
 def scenario_messages(scenario: Scenario) -> list[Msg]:

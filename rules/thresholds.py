@@ -59,6 +59,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "statistical.window": 96,
         "statistical.warmup": 24,
         "statistical.min_scale": 0.5,  # floor of the robust spread, in the metric's unit
+        "statistical.humidity_min_scale": 2.0,  # ... for humidity, %RH: a sensor's accuracy
         "statistical.z": 8.0,  # sensitivity: lower finds more, with more noise
         "statistical.clear_z": 3.0,
         "statistical.metrics": ["temperature", "humidity"],

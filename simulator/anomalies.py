@@ -43,8 +43,23 @@ ANOMALIES: dict[str, tuple[str, int, tuple[str, ...], float]] = {
     # ``ScenarioSpec.upload_s``: nothing arrives for 2 h (stale), then old readings arrive
     "backlog": ("air_quality", 1, ("sensor_stale", "sensor_data_delayed"), 2 * H),
     "meter_backlog": ("energy_meter", 1, ("sensor_stale", "sensor_data_delayed"), 2 * H),
+    # a gateway whose uplink is congested for 6 h (it forwards one reading per 2.5 intervals,
+    # so the backlog grows to hours), then drains it at 30 readings per interval: something
+    # arrives all along, so nothing is stale, but the readings arrive hours late
+    "gateway_lag": ("air_quality", 1, ("sensor_data_delayed",), 6 * H),
+    "meter_gateway_lag": ("energy_meter", 1, ("sensor_data_delayed",), 6 * H),
+    # flapping: a radio link that drops for 6 intervals and comes back for 2, 6 times over
+    # (one stale episode per drop), and a bin whose tilt flag toggles at every reading for 6
+    # rounds (one tilted episode per round); labels: one per episode
+    "link_flap": ("air_quality", 1, ("sensor_stale",), 6 * 8 * 150.0),
+    "tilt_flap": ("waste_bin", 1, ("bin_tilted",), 6 * 2 * 900.0),
 }
 _BACKLOGS = ("backlog", "meter_backlog")
+_GATEWAYS = ("gateway_lag", "meter_gateway_lag")
+_FLAPS = ("link_flap", "tilt_flap")
+FLAP_ROUNDS = 6
+LINK_FLAP_DOWN, LINK_FLAP_UP = 6, 2  # intervals silent, intervals sending, per round
+GATEWAY_SLOW, GATEWAY_FAST = 2.5, 1 / 30  # uplink gap between readings, in intervals
 _IMPOSSIBLE = {
     "air_quality": ("pm2_5", 5000.0),
     "waste_bin": ("fill_level", 250.0),
@@ -106,11 +121,42 @@ def bench_spec(seed: int = 1) -> ScenarioSpec:
         "backlog": 3,
         "long_spike": 8,
         "meter_backlog": 4,
+        "gateway_lag": 2,
+        "meter_gateway_lag": 3,
+        "link_flap": 3,
+        "tilt_flap": 3,
         "register_reset": 14,
         "out_of_hours": 28,
         "spike": 28,
     }
     return ScenarioSpec(seed=seed, meters_every={60: 3, 900: 3}, counts=counts)
+
+
+def small_bench_spec(seed: int = 1) -> ScenarioSpec:
+    """A few sensors for a smoke test of the bench: meters at 1, 15 and 30 min, a device
+    backlog, a congested gateway and both flaps, on 3 air monitors, 3 bins and 4 meters."""
+    return ScenarioSpec(
+        seed=seed,
+        sensors={"air_quality": 3, "waste_bin": 3, "energy_meter": 2},
+        days={"air_quality": 2, "waste_bin": 3, "energy_meter": 4},
+        meters_every={60: 1, 900: 1},
+        counts={
+            "long_spike": 1,
+            "meter_backlog": 1,
+            "meter_gateway_lag": 1,
+            "backlog": 1,
+            "gateway_lag": 1,
+            "link_flap": 1,
+            "tilt_flap": 1,
+            "stale": 1,
+            "no2_very_high": 1,
+            "fire": 1,
+            "tilt": 1,
+            "spike": 2,
+            "out_of_hours": 2,
+            "register_reset": 1,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +187,16 @@ class Injection:
     magnitude: float
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A backlog upload: from its first to its last late reading's arrival, ``sensor_stale``
+    must not open for the sensor (it is arriving, however old its readings)."""
+
+    sensor_id: str
+    start: datetime
+    end: datetime
+
+
 @dataclass(slots=True)
 class Scenario:
     """Messages in time order, labels, and which sensors of which kind ran for how long."""
@@ -150,6 +206,7 @@ class Scenario:
     labels: list[Label]
     sensors: dict[str, str]  # sensor id -> kind
     intervals: dict[str, float] = field(default_factory=dict)  # sensor id -> reporting interval
+    uploads: list[Upload] = field(default_factory=list)  # backlog uploads and congested gateways
 
 
 def _sensor_ids(spec: ScenarioSpec) -> tuple[dict[str, list[str]], dict[str, float]]:
@@ -326,6 +383,7 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
         by_sensor.setdefault(inj.sensor_id, []).append(inj)
     messages: list[ScenarioMessage] = []
     labels: list[Label] = []
+    uploads: list[Upload] = []
     for kind, sensors in ids.items():
         for sid in sensors:
             interval = intervals[sid]
@@ -340,6 +398,7 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
                 rng.uniform(0, interval),
                 labels,
                 spec.upload_s,
+                uploads,
             )
             messages.extend(msgs)
     messages.sort(key=lambda m: (m.t, m.sensor_id))
@@ -354,7 +413,14 @@ def build_scenario(spec: ScenarioSpec | None = None) -> Scenario:
         if not twin:  # natural episodes only: an injected one is already labelled
             labels.append(lb)
     labels.sort(key=lambda lb: (lb.start, lb.sensor_id, lb.rule))
-    return Scenario(spec, messages, labels, {s: k for k, ss in ids.items() for s in ss}, intervals)
+    return Scenario(
+        spec,
+        messages,
+        labels,
+        {s: k for k, ss in ids.items() for s in ss},
+        intervals,
+        sorted(uploads, key=lambda u: (u.start, u.sensor_id)),
+    )
 
 
 def _emit(
@@ -368,6 +434,7 @@ def _emit(
     phase: float,
     labels: list[Label],
     upload_s: float = 60.0,
+    uploads: list[Upload] | None = None,
 ) -> list[ScenarioMessage]:
     address = SensorAddress("aberdeen", kind, sid)
     topic = topic_for(address)
@@ -375,6 +442,9 @@ def _emit(
     memos: dict[int, dict[str, float]] = {id(i): {} for i in injections}
     first_seen: dict[int, float] = {}
     first_held: dict[int, float] = {}  # a backlog's first buffered reading
+    episodes: dict[int, list[list[float]]] = {}  # flap episodes, gateway (event, arrival)
+    gate_free: dict[int, float] = {}  # when a congested gateway can forward the next reading
+    uploads = [] if uploads is None else uploads
     last_sent = t0
     out: list[ScenarioMessage] = []
     k = 0
@@ -391,8 +461,12 @@ def _emit(
             for i in active:
                 first_seen.setdefault(id(i), last_sent)
             continue
+        if _flap(t, interval, active, values, last_sent, episodes):
+            continue  # a link flap's silent part
         arrival = None
         for inj in active:
+            if inj.anomaly in _FLAPS or inj.anomaly in _GATEWAYS:
+                continue  # _flap and _gateway
             if inj.anomaly in _BACKLOGS:  # buffered: uploaded in order within upload_s
                 first_seen.setdefault(id(inj), last_sent)
                 first_held.setdefault(id(inj), t)
@@ -407,6 +481,7 @@ def _emit(
                 values[metric] = value
             else:
                 _apply(inj, t, values, memos[id(inj)], interval, base_w)
+        arrival = _gateway(t, interval, injections, gate_free, episodes) or arrival
         if (
             isinstance(model, BinModel)
             and not any(i.anomaly == "low_battery" for i in active)
@@ -418,6 +493,9 @@ def _emit(
         out.append(ScenarioMessage(topic, payload, t - t0, sid, when, samples, arrival))
         last_sent = t
     for inj in injections:
+        if inj.anomaly in _FLAPS or inj.anomaly in _GATEWAYS:
+            labels.extend(_episode_labels(sid, kind, inj, episodes.get(id(inj), []), uploads))
+            continue
         start = first_seen.get(id(inj))
         if start is None:
             continue
@@ -444,4 +522,89 @@ def _emit(
                     window,
                 )
             )
+        if inj.anomaly in _BACKLOGS and inj.end < t0 + span:
+            uploads.append(Upload(sid, _at(inj.end), _at(inj.end + upload_s)))
     return out
+
+
+def _at(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)
+
+
+def _flap(
+    t: float,
+    interval: float,
+    active: list[Injection],
+    values: dict[str, float | bool],
+    last_sent: float,
+    episodes: dict[int, list[list[float]]],
+) -> bool:
+    """Apply a flap active at ``t``; True: the reading is not sent (a link flap's drop).
+
+    ``episodes[id(inj)]`` collects each flap episode as ``[start, end]`` (event time).
+    """
+    for inj in active:
+        if inj.anomaly not in _FLAPS:
+            continue
+        step = int((t - inj.start) // interval)
+        eps = episodes.setdefault(id(inj), [])
+        if inj.anomaly == "link_flap":
+            if step % (LINK_FLAP_DOWN + LINK_FLAP_UP) < LINK_FLAP_DOWN:
+                if not eps or len(eps[-1]) == 2:
+                    eps.append([last_sent])  # silent since the last reading sent
+                return True
+            if eps and len(eps[-1]) == 1:
+                eps[-1].append(t)  # back: this reading ends the drop
+        else:  # tilt_flap: tilted at even steps, upright at odd ones
+            values["tilt"] = step % 2 == 0
+            if values["tilt"]:
+                eps.append([t])
+            elif eps and len(eps[-1]) == 1:
+                eps[-1].append(t)
+    return False
+
+
+def _gateway(
+    t: float,
+    interval: float,
+    injections: list[Injection],
+    free: dict[int, float],
+    episodes: dict[int, list[list[float]]],
+) -> datetime | None:
+    """The arrival of the reading measured at ``t`` behind a congested gateway (a FIFO
+    uplink: one reading per ``GATEWAY_SLOW`` intervals while congested, then one per
+    ``GATEWAY_FAST``); None when it is not queued. Records ``[event, arrival]`` pairs."""
+    for inj in injections:
+        if inj.anomaly not in _GATEWAYS or t < inj.start:
+            continue
+        if t >= inj.end and free.get(id(inj), t) <= t:
+            continue  # drained
+        at = max(t, free.get(id(inj), t))
+        free[id(inj)] = at + (GATEWAY_SLOW if at < inj.end else GATEWAY_FAST) * interval
+        episodes.setdefault(id(inj), []).append([t, at])
+        return _at(at) if at > t else None
+    return None
+
+
+def _episode_labels(
+    sid: str, kind: str, inj: Injection, episodes: list[list[float]], uploads: list[Upload]
+) -> list[Label]:
+    """Labels of a flap (one per episode) or a congested gateway (its delayed readings)."""
+    _, _, (rule,), _ = ANOMALIES[inj.anomaly]
+    if inj.anomaly in _FLAPS:
+        return [
+            Label(sid, kind, rule, inj.anomaly, _at(e[0]), _at(e[1]))
+            for e in episodes
+            if len(e) == 2
+        ]
+    late = [(t, at) for t, at in episodes if at > t]
+    if not late:
+        return []
+    uploads.append(Upload(sid, _at(late[0][1]), _at(late[-1][1])))
+    # the rule's own definition of "delayed" (received over 2 of the kind's intervals late):
+    # the label follows from the queue's arrival times, not from what the rule did
+    limit = 2.0 * KINDS[kind].expected_interval_s
+    over = [(t, at) for t, at in late if at - t > limit]
+    if not over:
+        return []
+    return [Label(sid, kind, rule, inj.anomaly, _at(over[0][0]), _at(late[-1][1]))]

@@ -1,18 +1,17 @@
-"""``civicpulse alerts list|ack|resolve|deliver`` and ``civicpulse bench detect``."""
+"""``civicpulse alerts list|ack|resolve|deliver`` (and the ``bench`` group, for now)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from civicpulse.cli.bench_detect import DETECT_BENCH as DETECT_BENCH  # moved there
+from civicpulse.cli.bench_detect import register_bench_detect
 from civicpulse.cli.console import fail
 from civicpulse.cli.options import Council, DatabaseUrl, JsonOutput
 from civicpulse.settings import Settings
@@ -26,10 +25,6 @@ _STATES = {
     "live": ["open", "acknowledged"],
     "all": ["open", "acknowledged", "resolved"],
 }
-
-
-# The labelled-scenario bench lives beside the package in a source checkout.
-DETECT_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "detect_bench.py"
 
 
 def _row(alert: Any) -> dict[str, Any]:
@@ -225,45 +220,6 @@ def deliver(
         time.sleep(interval)
 
 
-def bench_detect(
-    database_url: DatabaseUrl = None,
-    seed: Annotated[int, typer.Option(help="Scenario seed")] = 1,
-    aberdeen: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also replay real Sensor.Community SDS011 files (sds011_sensor_*.csv) from this directory"
-        ),
-    ] = None,
-    keep_recording: Annotated[
-        Path | None, typer.Option(help="Write the scenario recording here, labels beside it")
-    ] = None,
-    thresholds: Annotated[
-        Path | None,
-        typer.Option(help="Thresholds TOML (see config/thresholds.example.toml); default built-in"),
-    ] = None,
-    late_share: Annotated[
-        float, typer.Option(help="Share of messages (0-1) held back to arrive late")
-    ] = 0.0,
-    late_max_s: Annotated[float, typer.Option(help="Longest hold-back, seconds")] = 10800.0,
-) -> None:
-    """Replay labelled scenarios through the real pipeline; per-rule precision/recall/delay."""
-    path = DETECT_BENCH
-    if not path.exists():
-        raise fail(f"{path} not found: run from a source checkout of civicpulse")
-    spec = importlib.util.spec_from_file_location("civicpulse_detect_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    url = Settings.load(database_url=database_url).database_url
-    argv = ["--database-url", url, "--seed", str(seed)]
-    argv += ["--aberdeen", str(aberdeen)] if aberdeen else []
-    argv += ["--keep-recording", str(keep_recording)] if keep_recording else []
-    argv += ["--thresholds", str(thresholds)] if thresholds else []
-    argv += ["--late-share", str(late_share), "--late-max-s", str(late_max_s)]
-    sys.exit(module.main(argv))
-
-
 def register(app: typer.Typer) -> None:
     """Add ``alerts list|ack|resolve`` and ``bench detect`` to the command line."""
     alerts = typer.Typer(help="Alerts: list, acknowledge, resolve.", no_args_is_help=True)
@@ -273,5 +229,8 @@ def register(app: typer.Typer) -> None:
     alerts.command("deliver")(deliver)
     app.add_typer(alerts, name="alerts")
     bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
-    bench.command("detect")(bench_detect)
+    register_bench_detect(bench)
+    from civicpulse.cli import chaos as chaos_cli
+
+    chaos_cli.register(bench)
     app.add_typer(bench, name="bench")

@@ -43,6 +43,10 @@ class StatisticalDetector:
         size, warmup = int(params["statistical.window"]), int(params["statistical.warmup"])
         limit, clear = float(params["statistical.z"]), float(params["statistical.clear_z"])
         floor = float(params["statistical.min_scale"])
+        # Humidity saturates (clipped at ~100 %RH in fog and rain): a window of saturated
+        # values has a MAD far below the sensor's accuracy, and the weather clearing looks
+        # like an outlier; its floor is the accuracy of RH sensors (±2 %RH), not 0.5.
+        floors = {"humidity": float(params["statistical.humidity_min_scale"])}
         windows: dict[str, list[float]] = s.setdefault("w", {})
         outlying: list[str] = s.setdefault("out", [])
         for r in readings:
@@ -50,7 +54,7 @@ class StatisticalDetector:
                 continue
             window = windows.setdefault(r.metric, [])
             if len(window) >= warmup:
-                z = robust_z(window, r.value, floor)
+                z = robust_z(window, r.value, floors.get(r.metric, floor))
                 if abs(z) >= limit and r.metric not in outlying:
                     outlying.append(r.metric)
                 elif abs(z) < clear and r.metric in outlying:
