@@ -31,6 +31,9 @@ class ApiConfig:
     tenancy: bool = True
     pool_size: int = 8
     public_rate_per_minute: int = PUBLIC_RATE_PER_MINUTE  # per client address, without a key
+    # sensors.geojson per caller role is reused this long (the map polls it; 0: never):
+    # each request still leaves its access-log row.
+    geojson_cache_s: float = 10.0
 
 
 class StripPrefix:

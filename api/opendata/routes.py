@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -233,7 +234,23 @@ async def sensors_geojson(request: Request, caller: CallerDep, reader: ReaderDep
         reject_unknown(_params(request), ())
     except BadRequest as e:
         return bad_request(str(e))
-    async with reader.session(caller) as session:
-        body = await sensors_feature_collection(session.conn)
-        session.count(len(body["features"]), "sensors.geojson")
-    return Response(orjson.dumps(body), media_type="application/geo+json")
+    ttl = getattr(request.app.state.config, "geojson_cache_s", 0.0)
+    cache: dict[str, tuple[float, bytes, int]] = request.app.state.__dict__.setdefault(
+        "geojson_cache", {}
+    )
+    hit = cache.get(caller.role)
+    now = time.monotonic()
+    async with reader.session(caller) as session:  # a cached answer is still a logged read
+        if hit is not None and now - hit[0] < ttl:
+            _, payload, n = hit
+        else:
+            body = await sensors_feature_collection(session.conn)
+            payload, n = orjson.dumps(body), len(body["features"])
+            if ttl > 0:
+                cache[caller.role] = (now, payload, n)
+        session.count(n, "sensors.geojson")
+    return Response(
+        payload,
+        media_type="application/geo+json",
+        headers={"Cache-Control": f"max-age={int(ttl)}"} if ttl > 0 else None,
+    )
