@@ -18,7 +18,7 @@ from embedded.committer import GroupCommitter
 from embedded.external import ExternalSubscriber
 from embedded.postgres import EmbeddedPostgres, start_embedded_postgres
 from sensors.errors import CivicPulseError
-from sensors.intake import Authorize, Routed, route_message
+from sensors.intake import Authorize, Routed, RoutedReadings, route_in_process
 from sensors.mqtt_url import BrokerUrl
 from sensors.validation import Limits
 from storage import DeadLetterStore, ReadingStore, migrate
@@ -68,8 +68,8 @@ def _route(
     topic: str | bytes,
     payload: bytes,
     received_at: datetime,
-) -> Routed:
-    return route_message(topic, payload, received_at, limits, authorize)
+) -> Routed | RoutedReadings:
+    return route_in_process(topic, payload, received_at, limits, authorize)
 
 
 class EmbeddedEngine:

@@ -47,22 +47,18 @@ def load_states(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[Sta
 
 
 def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> None:
-    """Upsert detector states."""
+    """Upsert detector states (one JSON document: no per-state parameter to escape)."""
     if not states:
         return
-    keys = list(states)
+    rows = [(sensor_id, detector, state) for (sensor_id, detector), state in states.items()]
     cur.execute(
         """
         INSERT INTO detector_state (sensor_id, detector, state, updated_at)
-        SELECT s, d, j::jsonb, now() FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(s, d, j)
+        SELECT e->>0, e->>1, e->2, now() FROM jsonb_array_elements(%s::jsonb) AS e
         ON CONFLICT (sensor_id, detector)
         DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
         """,
-        (
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [orjson.dumps(states[k]).decode() for k in keys],
-        ),
+        (orjson.dumps(rows).decode(),),
     )
 
 
@@ -159,49 +155,74 @@ def live_alerts(cur: psycopg.Cursor[Any], rules: Sequence[str]) -> list[Alert]:
     return [row_to_alert(r) for r in cur.fetchall()]
 
 
+_INSERT_ALERT = """
+INSERT INTO alert_events (council, sensor_id, site, kind, rule, opened_at,
+    severity, state, last_seen_at, count, flaps, acknowledged_at,
+    resolved_at, resolved_by, details, notified, flap_streak)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+RETURNING id
+"""
+
+_UPDATE_ALERT = """
+UPDATE alert_events SET severity = %s, state = %s, last_seen_at = %s,
+       count = %s, flaps = %s, acknowledged_at = %s, resolved_at = %s,
+       resolved_by = %s, details = %s, notified = %s, flap_streak = %s,
+       opened_at = %s, updated_at = now()
+ WHERE id = %s
+"""
+
+
+def _alert_values(a: Alert) -> tuple[Any, ...]:
+    return (
+        a.severity.value,
+        a.state.value,
+        a.last_seen_at,
+        a.count,
+        a.flaps,
+        a.acknowledged_at,
+        a.resolved_at,
+        a.resolved_by,
+        Jsonb(a.details),
+        a.told,
+        a.flap_streak,
+    )
+
+
 def save_alerts(cur: psycopg.Cursor[Any], alerts: Sequence[Alert]) -> list[Alert]:
-    """Insert new alerts (``id`` None) and update the others, in order; returns them with ids."""
-    saved = []
-    for a in alerts:
-        values = (
-            a.severity.value,
-            a.state.value,
-            a.last_seen_at,
-            a.count,
-            a.flaps,
-            a.acknowledged_at,
-            a.resolved_at,
-            a.resolved_by,
-            Jsonb(a.details),
-            a.told,
-            a.flap_streak,
-        )
-        if a.id is None:
-            cur.execute(
-                """
-                INSERT INTO alert_events (council, sensor_id, site, kind, rule, opened_at,
-                    severity, state, last_seen_at, count, flaps, acknowledged_at,
-                    resolved_at, resolved_by, details, notified, flap_streak)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                RETURNING id
-                """,
-                (a.council, a.sensor_id, a.site, a.kind, a.rule, a.opened_at, *values),
+    """Insert new alerts (``id`` None) and update the others, in order; returns them with ids.
+
+    Each run of consecutive inserts (or updates) is one pipelined ``executemany``: the
+    statements run in the same order as one by one, in one round trip per run.
+    """
+    saved: list[Alert] = []
+    start = 0
+    while start < len(alerts):
+        new = alerts[start].id is None
+        stop = start
+        while stop < len(alerts) and (alerts[stop].id is None) == new:
+            stop += 1
+        run = alerts[start:stop]
+        if new:
+            cur.executemany(
+                _INSERT_ALERT,
+                [
+                    (a.council, a.sensor_id, a.site, a.kind, a.rule, a.opened_at, *_alert_values(a))
+                    for a in run
+                ],
+                returning=True,
             )
-            row = cur.fetchone()
-            assert row is not None
-            a = replace(a, id=int(row[0]))
+            ids: list[int] = []
+            while True:
+                row = cur.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+                if not cur.nextset():
+                    break
+            saved += [replace(a, id=i) for a, i in zip(run, ids, strict=True)]
         else:
-            cur.execute(
-                """
-                UPDATE alert_events SET severity = %s, state = %s, last_seen_at = %s,
-                       count = %s, flaps = %s, acknowledged_at = %s, resolved_at = %s,
-                       resolved_by = %s, details = %s, notified = %s, flap_streak = %s,
-                       opened_at = %s, updated_at = now()
-                 WHERE id = %s
-                """,
-                (*values, a.opened_at, a.id),
-            )
-        saved.append(a)
+            cur.executemany(_UPDATE_ALERT, [(*_alert_values(a), a.opened_at, a.id) for a in run])
+            saved += run
+        start = stop
     return saved
 
 
@@ -305,11 +326,11 @@ def record_transitions(
 
 
 def enqueue_notifications(cur: psycopg.Cursor[Any], events: Sequence[tuple[Alert, str]]) -> None:
-    """Queue webhook notifications (the outbox) in the caller's transaction."""
-    for alert, event in events:
-        cur.execute(
+    """Queue webhook notifications (the outbox) in the caller's transaction, in order."""
+    if events:
+        cur.executemany(
             "INSERT INTO alert_notifications (alert_id, event, payload) VALUES (%s, %s, %s)",
-            (alert.id, event, Jsonb(payload(alert, event))),
+            [(alert.id, event, Jsonb(payload(alert, event))) for alert, event in events],
         )
 
 

@@ -27,16 +27,23 @@ class PreparedBatch:
     duplicates_in_batch: int = 0
 
 
-def prepare_batch(values: Iterable[bytes]) -> PreparedBatch:
-    """Decode Kafka record values into readings; the first of equal natural keys wins."""
+def prepare_batch(values: Iterable[bytes | Reading]) -> PreparedBatch:
+    """Decode Kafka record values into readings; the first of equal natural keys wins.
+
+    A value may also be a :class:`Reading` already (an engine storing in the process that
+    decoded it, see ``sensors.intake.route_in_process``): it is taken as it is.
+    """
     batch = PreparedBatch()
     seen: set[tuple[str, str, object]] = set()
     for raw in values:
-        try:
-            reading = decode_reading(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            batch.poison.append(PoisonRecord(bytes(raw), f"bad_canonical_record: {exc}"))
-            continue
+        if isinstance(raw, Reading):
+            reading = raw
+        else:
+            try:
+                reading = decode_reading(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                batch.poison.append(PoisonRecord(bytes(raw), f"bad_canonical_record: {exc}"))
+                continue
         key = reading.key
         if key in seen:
             batch.duplicates_in_batch += 1

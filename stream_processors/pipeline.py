@@ -75,8 +75,11 @@ class ReadingPipeline:
         self._max_backoff_s = max_backoff_s
         self.stats = PipelineStats()
 
-    def process(self, values: Sequence[bytes]) -> BatchOutcome:
-        """Store one batch; blocks and retries with backoff while the database is down."""
+    def process(self, values: Sequence[bytes | Reading]) -> BatchOutcome:
+        """Store one batch; blocks and retries with backoff while the database is down.
+
+        ``values`` are ``readings``-topic record values, or canonical readings themselves
+        (the embedded engine: decoded once at ingest, never encoded in between)."""
         batch = prepare_batch(values)
         self.stats.poison += len(batch.poison)
         with self._lock:

@@ -233,4 +233,7 @@ def register(app: typer.Typer) -> None:
     from civicpulse.cli import chaos as chaos_cli
 
     chaos_cli.register(bench)
+    from civicpulse.cli import bench_throughput
+
+    bench_throughput.register_bench(bench)
     app.add_typer(bench, name="bench")

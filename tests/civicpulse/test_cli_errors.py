@@ -114,6 +114,8 @@ def _unreachable_args(path: tuple[str, ...], command: Any, tmp: Path) -> list[st
         args.append("--no-migrate")
     if path == ("simulate",):
         args += ["--duration", "0.1"]
+    if path == ("bench", "embedded"):  # a running engine is named by both, or by neither
+        args += ["--mqtt-port", str(CLOSED)]
     return args
 
 
