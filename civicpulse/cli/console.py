@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.console import Console
 
 from civicpulse.redact import redact
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 
@@ -31,3 +35,31 @@ def cli_name() -> str:
         return "civicpulse"
     relative = os.path.relpath(argv0)
     return relative if not relative.startswith("..") else argv0
+
+
+def say(text: str) -> None:
+    """One line on stderr, taken literally (names and ids are never markup)."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def with_store(database_url: str | None, work: Callable[[str], T]) -> T:
+    """``work(url)`` on the configured database; its refusals (the project's errors) and an
+    outage become one-line failures."""
+    from rich.markup import escape
+
+    from civicpulse.settings import Settings
+    from sensors.errors import CivicPulseError
+    from storage.connection import StoreUnavailable
+
+    url = Settings.load(database_url=database_url).database_url
+    try:
+        return work(url)
+    except StoreUnavailable as exc:
+        raise fail(
+            escape(
+                f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or"
+                " CIVICPULSE_DATABASE_URL says where"
+            )
+        ) from exc
+    except CivicPulseError as exc:
+        raise fail(escape(str(exc))) from exc

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -23,9 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from civicpulse.cli.console import console, fail
+from civicpulse.cli.console import console, fail, say, with_store
 from civicpulse.cli.options import Council, DatabaseUrl, JsonOutput
-from civicpulse.settings import Settings
 from sensors.catalogue import KINDS
 
 T = TypeVar("T")
@@ -34,27 +33,8 @@ SensorId = Annotated[str, typer.Argument(help="The device's sensor id (its broke
 ONCE = "shown once: store it now, it cannot be shown again (rotate to get a new one)"
 
 
-def _say(text: str) -> None:
-    """One line on stderr, taken literally (names and ids are never markup)."""
-    console.print(text, soft_wrap=True, markup=False, highlight=False)
-
-
-def _run(database_url: str | None, work: Callable[[str], T]) -> T:
-    """``work(url)`` with the registry's errors as one-line failures."""
-    from storage.connection import StoreUnavailable
-    from trust.registry import RegistryError
-
-    url = Settings.load(database_url=database_url).database_url
-    try:
-        return work(url)
-    except StoreUnavailable as exc:
-        raise fail(
-            escape(
-                f"{exc} — is PostgreSQL running? `civicpulse run` starts one; --database-url or CIVICPULSE_DATABASE_URL says where"
-            )
-        ) from exc
-    except RegistryError as exc:
-        raise fail(escape(str(exc))) from exc
+_say = say
+_run = with_store
 
 
 def _device_json(device: Any, secret: str | None = None) -> dict[str, Any]:

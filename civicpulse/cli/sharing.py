@@ -7,7 +7,6 @@ revoke`` returns: the database's tenant views read the agreements table on every
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from civicpulse.cli.console import console, fail
+from civicpulse.cli.console import fail, say, with_store
 from civicpulse.cli.options import DatabaseUrl, JsonOutput
 from civicpulse.settings import Settings
 
@@ -33,24 +32,8 @@ ONCE_PW = "shown once: store it now (run this again to replace it)"
 ONCE = "shown once: store it now, it cannot be shown again (revoke it and create another)"
 
 
-def _say(text: str) -> None:
-    console.print(text, soft_wrap=True, markup=False, highlight=False)
-
-
-def _run(database_url: str | None, work: Callable[[str], T]) -> T:
-    """``work(url)`` with refusals and outages as one-line failures."""
-    from sensors.errors import CivicPulseError
-    from storage.connection import StoreUnavailable
-
-    url = Settings.load(database_url=database_url).database_url
-    try:
-        return work(url)
-    except StoreUnavailable as exc:
-        raise fail(
-            escape(f"{exc} — is PostgreSQL running? --database-url or CIVICPULSE_DATABASE_URL")
-        ) from exc
-    except CivicPulseError as exc:
-        raise fail(escape(str(exc))) from exc
+_say = say
+_run = with_store
 
 
 def _iso(t: datetime | None) -> str | None:
