@@ -9,6 +9,13 @@ acknowledges, until every reading is stored), publish→stored p50/p95/p99 at 50
 that capacity (send → ``stored_at``, the storing transaction's start), CPU seconds per 1,000
 readings and peak RSS of each process, and end-to-end ÷ slowest stage.
 
+Scale-out (``--bridges N --workers M``): the report's ``scale_out`` section has the messages
+each bridge bridged (its own totals, logged when it stops), the partitions each Faust worker
+was assigned (Kafka consumer group, members told apart by client id), the records it committed
+and the readings stored from its partitions, and the ledger: every reading whose message
+Mosquitto acknowledged to the publishers (all phases, warm-up included) looked up in
+``readings`` by its natural key (sensor_id, metric, time) — none missing, none twice.
+
 Starts Mosquitto, Kafka (``.cache/kafka/libs``) and PostgreSQL with tools/devstack on
 loopback unless ``--mqtt-url``/``--kafka-bootstrap``/``--database-url`` name running ones.
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +37,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,6 +68,10 @@ class Config:
     drain_timeout_s: float = 300.0
 
 
+PARTITIONS = 6  # of the run's readings topic (the bridges create it, the workers share it)
+_BRIDGE_TOTALS = re.compile(r"bridge: (\d+) messages, (\d+) readings, (\d+) acked")
+
+
 def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
     """Run every shape; returns the report (see ``throughput_stages.render``)."""
     workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix="cp-tp-pipeline-"))
@@ -74,6 +88,9 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
     }
     services: list[devstack.Service] = []
     procs: list[CivicProcess] = []
+    bridges: list[CivicProcess] = []
+    workers: list[CivicProcess] = []
+    ledger: list[st.Message] = []  # every message Mosquitto acknowledged to the publishers
     sampler = None
     try:
         groups: dict[str, Any] = {"bench": st.self_group()}
@@ -98,6 +115,7 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
             kafka_bootstrap=bootstrap,
             database_url=url,
             readings_topic=f"tp.{run_id}.readings",
+            kafka_partitions=str(PARTITIONS),
             deadletter_topic=f"tp.{run_id}.dead",
             mqtt_share_group=f"tp-{run_id}",
             mqtt_session_expiry_s="300",
@@ -106,21 +124,56 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
         )
         step(f"starting {cfg.bridges} bridge(s) and {cfg.workers} Faust worker(s)")
         for i in range(cfg.bridges):
-            penv = {**env, "CIVICPULSE_MQTT_CLIENT_ID": f"tp-{run_id}-b{i}"}
-            procs.append(CivicProcess(["ingest"], penv, workdir / f"bridge{i}.log").start())
+            # INFO: its totals line (every 10 s while busy, and when it stops) and subscribe
+            penv = {
+                **env,
+                "CIVICPULSE_MQTT_CLIENT_ID": f"tp-{run_id}-b{i}",
+                "CIVICPULSE_LOG_LEVEL": "INFO",
+            }
+            bridges.append(CivicProcess(["ingest"], penv, workdir / f"bridge{i}.log").start())
+            procs.append(bridges[-1])
             groups[f"bridge{i}"] = st.pid_group(_pid(procs[-1]))
         for i in range(cfg.workers):
-            procs.append(CivicProcess(["process"], env, workdir / f"worker{i}.log").start())
+            # Faust reads BROKER_CLIENT_ID from the environment: the consumer group's members
+            # then say which worker they are
+            wenv = {**env, "BROKER_CLIENT_ID": _worker_client_id(run_id, i)}
+            workers.append(CivicProcess(["process"], wenv, workdir / f"worker{i}.log").start())
+            procs.append(workers[-1])
             groups[f"worker{i}"] = st.pid_group(_pid(procs[-1]))
         port = BrokerUrl.parse(mqtt_url).port
         sampler = st.Sampler(groups).start()
         db_group = "postgres" if "postgres" in groups else "bench"
         load = st.Load(cfg.sensors, cfg.clients)
-        _warm_up(load, port, url, cfg, step)
+        _wait_for_processes(bridges, bootstrap, f"tp-{run_id}", cfg, step)
+        ledger.extend(_warm_up(load, port, url, cfg, step))
         for shape in cfg.shapes:
             report["shapes"].append(
-                _shape(shape, cfg, load, sampler, port, bootstrap, url, admin_url, db_group, step)
+                _shape(
+                    shape,
+                    cfg,
+                    load,
+                    sampler,
+                    port,
+                    bootstrap,
+                    url,
+                    admin_url,
+                    db_group,
+                    step,
+                    ledger,
+                )
             )
+        step("scale-out: per-process counts and the acknowledged-readings ledger")
+        report["scale_out"] = _scale_out(
+            bridges,
+            workers,
+            bootstrap,
+            f"tp-{run_id}",
+            f"tp.{run_id}.readings",
+            run_id,
+            url,
+            ledger,
+            cfg,
+        )
     finally:
         if sampler is not None:
             sampler.stop()
@@ -133,19 +186,177 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
     return report
 
 
-def _warm_up(load: st.Load, port: int, url: str, cfg: Config, step: st.Step) -> None:
-    """Until one message goes all the way through (bridge subscribed, workers joined)."""
+def _warm_up(load: st.Load, port: int, url: str, cfg: Config, step: st.Step) -> list[st.Message]:
+    """Until one message goes all the way through; returns the acknowledged messages."""
     step("waiting for the path to carry a first message")
+    acked: list[st.Message] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         messages = load.messages(1, 1)[:1]
-        st.publish(port, messages, cfg.clients, window=cfg.window)
+        pub = st.publish(port, messages, cfg.clients, window=cfg.window)
+        acked.extend(messages[i] for i in pub.acked)
         until = time.monotonic() + 10
         while time.monotonic() < until:
             if st.stored_at(url, messages):
-                return
+                return acked
             time.sleep(0.3)
     raise RuntimeError("no reading went through the pipeline within 120 s")
+
+
+def _worker_client_id(run_id: str, index: int) -> str:
+    return f"tp-{run_id}-w{index}"
+
+
+def _wait_for_processes(
+    bridges: list[CivicProcess], bootstrap: str, group: str, cfg: Config, step: st.Step
+) -> None:
+    """Every bridge subscribed and every worker in the consumer group with partitions: else
+    the first phase would measure a rebalance, not the scale-out."""
+    step(f"waiting for {cfg.bridges} bridge(s) to subscribe and {cfg.workers} worker(s) to join")
+    for bridge in bridges:
+        bridge.wait_for_log("subscribed to", timeout=120)
+    deadline = time.monotonic() + 180
+    members: dict[str, list[int]] = {}
+    while time.monotonic() < deadline:
+        members = _assignment(bootstrap, group)
+        if len(members) == cfg.workers and all(members.values()):
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"{cfg.workers} Faust worker(s) did not all get partitions: {members}")
+
+
+def _assignment(bootstrap: str, group: str) -> dict[str, list[int]]:
+    """Consumer group ``group``'s members (by client id) → partitions of the readings topic
+    they are assigned (Faust's own changelog/leader topics left out)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tp-admin")
+    try:
+        try:
+            described = admin.describe_groups([group])
+        except Exception:  # the group does not exist yet (no worker joined)
+            return {}
+    finally:
+        admin.close()
+    out: dict[str, list[int]] = {}
+    info = described.get(group) or {}
+    for member in info.get("members") or []:
+        parts: list[int] = []
+        assignment = member.get("member_assignment") or {}
+        for topic, partitions in _topic_partitions(assignment):
+            if topic.endswith(".readings"):
+                parts.extend(partitions)
+        name = str(member.get("client_id") or member.get("member_id"))
+        out[name] = sorted(out.get(name, []) + parts)
+    return out
+
+
+def _topic_partitions(assignment: Any) -> list[tuple[str, list[int]]]:
+    """(topic, partitions) pairs of a decoded ConsumerProtocol assignment (dict or tuples)."""
+    items = assignment
+    if isinstance(assignment, dict):  # kafka-python 3: {"assigned_partitions": [{topic, ...}]}
+        items = assignment.get("assigned_partitions") or assignment.get("assignment")
+    out: list[tuple[str, list[int]]] = []
+    for item in items or []:
+        if isinstance(item, dict):
+            out.append((str(item.get("topic")), [int(p) for p in item.get("partitions", [])]))
+        else:
+            topic, partitions = item[0], item[1]
+            out.append((str(topic), [int(p) for p in partitions]))
+    return out
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Committed offset of ``group`` on each partition of ``topic`` (records it finished)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tp-admin")
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def _partition_of(sensor_id: str) -> int:
+    """The bridge's producer's partition for a reading (kafka-python's default: murmur2 of
+    the key, the sensor id)."""
+    from kafka.partitioner.default import murmur2
+
+    return int(murmur2(sensor_id.encode()) & 0x7FFFFFFF) % PARTITIONS
+
+
+def _bridge_totals(bridge: CivicProcess) -> dict[str, int] | None:
+    """The last totals line the bridge logged (it logs one when it stops)."""
+    lines = _BRIDGE_TOTALS.findall(bridge.log_path.read_text(errors="replace"))
+    if not lines:
+        return None
+    messages, readings, acked = (int(x) for x in lines[-1])
+    return {"messages": messages, "readings": readings, "acked": acked}
+
+
+def _scale_out(
+    bridges: list[CivicProcess],
+    workers: list[CivicProcess],
+    bootstrap: str,
+    group: str,
+    topic: str,
+    run_id: str,
+    url: str,
+    ledger: list[st.Message],
+    cfg: Config,
+) -> dict[str, Any]:
+    """Per-process counts and the ledger of acknowledged readings against ``readings``."""
+    assignment = _assignment(bootstrap, group)  # while every worker is still a member
+    for bridge in bridges:  # SIGTERM: a bridge flushes Kafka and logs its totals
+        bridge.stop()
+    for worker in workers:  # SIGTERM: Faust commits what it finished (offsets lag by ≤ 1 s)
+        worker.stop()
+    committed = _committed(bootstrap, group, topic)
+    expected = {(r.sensor_id, r.metric, r.time) for r in st.routed_readings(ledger)}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT sensor_id, metric, time, count(*) FROM readings GROUP BY 1, 2, 3"
+        ).fetchall()
+    stored = {(s, m, t): int(n) for s, m, t, n in rows}
+    twice = sum(1 for n in stored.values() if n > 1)
+    missing = expected - stored.keys()
+    unexpected = stored.keys() - expected
+    by_partition: dict[int, int] = {}
+    for sensor_id, _m, _t in stored:
+        p = _partition_of(sensor_id)
+        by_partition[p] = by_partition.get(p, 0) + 1
+    per_bridge = {f"bridge{i}": _bridge_totals(b) for i, b in enumerate(bridges)}
+    bridged = sum(t["messages"] for t in per_bridge.values() if t)
+    # a run-level count: the warm-up and every phase of every shape
+    names = {_worker_client_id(run_id, i): f"worker{i}" for i in range(cfg.workers)}
+    per_worker = {}
+    for client_id, partitions in sorted(assignment.items()):
+        per_worker[names.get(client_id, client_id)] = {
+            "partitions": partitions,
+            "records_committed": sum(committed.get(p, 0) for p in partitions),
+            "readings_stored": sum(by_partition.get(p, 0) for p in partitions),
+        }
+    return {
+        "bridges": per_bridge,
+        "workers": per_worker,
+        "messages_acknowledged_to_publishers": len(ledger),
+        "messages_bridged": bridged,
+        "mqtt_redeliveries": max(0, bridged - len(ledger)),
+        "readings_acknowledged": len(expected),
+        "readings_stored": len(stored),
+        "missing": len(missing),
+        "stored_twice": twice,
+        "stored_not_acknowledged": len(unexpected),
+        "missing_examples": [list(map(str, k)) for k in sorted(missing)[:5]],
+        "ok": not missing and not twice and len(per_worker) == cfg.workers,
+        "basis": (
+            "bridges: totals each logged when stopped; workers: consumer-group assignment at"
+            " the end of the run by client id, committed offsets, stored readings of their"
+            " partitions (murmur2 of the sensor id); ledger: natural key (sensor_id, metric,"
+            " time)"
+        ),
+    }
 
 
 def _drain(url: str, messages: list[st.Message], expected: int, timeout_s: float) -> float:
@@ -176,6 +387,7 @@ def _shape(
     admin_url: str,
     db_group: str,
     step: st.Step,
+    ledger: list[st.Message],
 ) -> dict[str, Any]:
     label = f"{shape}/msg"
     probe = load.messages(shape, cfg.probe_readings)
@@ -187,7 +399,9 @@ def _shape(
     step(f"{label}: MQTT publish QoS 1 alone (Mosquitto)")
     stages = [st.probe_publish(sampler, "mosquitto", port, probe_pub, cfg.clients)]
     step(f"{label}: Mosquitto → subscriber alone")
-    stages.append(_deliver(sampler, port, probe_pub, cfg.clients))
+    stages.append(
+        st.probe_deliver(sampler, "mosquitto", port, probe_pub, cfg.clients, topic="probe/#")
+    )
     step(f"{label}: decode + validate alone")
     stages.append(st.probe_decode(probe))
     step(f"{label}: Kafka produce and consume alone")
@@ -206,6 +420,7 @@ def _shape(
     before = sampler.cpu()
     pub = st.publish(port, messages, cfg.clients, window=cfg.window, stop_after_s=cfg.duration_s)
     sent = sum(messages[i].readings for i in pub.sent)
+    ledger.extend(messages[i] for i in pub.acked)
     step(f"{label}: end to end, waiting for {sent:,} readings to be stored")
     done_at = _drain(url, messages, sent, cfg.drain_timeout_s)
     cpu = st.cpu_delta(before, sampler.cpu())
@@ -228,6 +443,7 @@ def _shape(
         rate = offered / (sum(m.readings for m in msgs) / len(msgs))
         pub_p = st.publish(port, msgs, cfg.clients, rate=rate, window=cfg.window)
         expected = sum(msgs[i].readings for i in pub_p.sent)
+        ledger.extend(msgs[i] for i in pub_p.acked)
         _drain(url, msgs, expected, cfg.drain_timeout_s)
         at = st.stored_at(url, msgs)
         lat = [
@@ -242,47 +458,6 @@ def _shape(
             extra=f"{len(lat)}/{len(pub_p.sent)} messages found stored",
         )
     return st.summarise_shape(shape, stages, e2e, latency, cpu, dict(sampler.peak_rss))
-
-
-def _deliver(
-    sampler: st.Sampler, port: int, messages: list[st.Message], clients: int
-) -> dict[str, Any]:
-    """Mosquitto → one subscriber (the bridge's place), on the probe prefix."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    got = [0, 0.0, 0.0]
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"tp-sub-{uuid.uuid4().hex[:6]}")
-
-    def on_message(*_a: Any) -> None:
-        now = time.monotonic()
-        if not got[0]:
-            got[1] = now
-        got[0] += 1
-        got[2] = now
-
-    client.on_message = on_message
-    client.connect("127.0.0.1", port)
-    client.subscribe("probe/#", qos=1)
-    client.loop_start()
-    time.sleep(0.5)
-    before = sampler.cpu()
-    st.publish(port, messages, clients)
-    deadline = time.monotonic() + 60
-    while got[0] < len(messages) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.disconnect()
-    client.loop_stop()
-    cpu = st.cpu_delta(before, sampler.cpu())
-    per_msg = sum(m.readings for m in messages) / max(1, len(messages))
-    return st.stage(
-        "broker_to_subscriber",
-        round(int(got[0]) * per_msg),
-        int(got[0]),
-        got[2] - got[1],
-        {"publisher+subscriber": cpu["bench"], "mosquitto": cpu.get("mosquitto", 0.0)},
-        note="Mosquitto → one paho subscriber (loop_start), QoS 1",
-    )
 
 
 def _pid(proc: CivicProcess) -> int:
@@ -317,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         from rich.console import Console
 
         st.render(report, Console().print)
-    return 0
+    scale_out = report.get("scale_out")
+    return 1 if scale_out is not None and not scale_out["ok"] else 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def _run(module: Any, config: Any, as_json: bool) -> None:
     if as_json:
         report = module.run(config)
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        _check(report)
         return
     with Progress(
         SpinnerColumn(),
@@ -62,6 +63,17 @@ def _run(module: Any, config: Any, as_json: bool) -> None:
         report = module.run(config, step=lambda what: progress.update(task, description=what))
     module_stages = _module("throughput_stages")
     module_stages.render(report, console.print)
+    _check(report)
+
+
+def _check(report: dict[str, Any]) -> None:
+    """A scale-out ledger with a missing or duplicated reading fails the command."""
+    so = report.get("scale_out")
+    if so is not None and not so["ok"]:
+        raise fail(
+            f"scale-out ledger: {so['missing']} acknowledged readings missing, "
+            f"{so['stored_twice']} stored twice, {len(so['workers'])} worker(s) in the group"
+        )
 
 
 def bench_embedded(
