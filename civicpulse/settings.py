@@ -10,6 +10,7 @@ from typing import Any
 
 import platformdirs
 
+from sensors.topics import parse_partition
 from trust import AuthMode
 
 PREFIX = "CIVICPULSE_"
@@ -74,6 +75,15 @@ class Settings:
     mqtt_share_group: str = field(
         default="civicpulse-ingest",
         metadata={"doc": "Shared-subscription group the bridges split the load in"},
+    )
+    mqtt_partition: str = field(
+        default="",
+        metadata={
+            "doc": "Static partition 'i/N' of this bridge among N (each holds a plain "
+            "subscription and handles the topics whose CRC-32 mod N is i): unlike a shared "
+            "subscription it survives a Mosquitto restart, so nothing published before the "
+            "bridges reconnect is lost. Empty: the shared subscription above"
+        },
     )
     mqtt_client_id: str = field(
         default="civicpulse-ingest-1",
@@ -195,6 +205,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"{PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+        try:
+            parse_partition(self.mqtt_partition)
+        except ValueError as exc:
+            raise ValueError(f"{PREFIX}MQTT_PARTITION: {exc}") from None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from civicpulse.redact import RedactingFilter
 from civicpulse.settings import Settings
+from sensors.topics import parse_partition
 
 if TYPE_CHECKING:
     import faust
@@ -53,6 +54,7 @@ def build_bridge(settings: Settings) -> Bridge:
             deadletter_topic=settings.deadletter_topic,
             client_id=settings.mqtt_client_id,
             share_group=settings.mqtt_share_group,
+            partition=parse_partition(settings.mqtt_partition),
             session_expiry_s=settings.mqtt_session_expiry_s,
             partitions=settings.kafka_partitions,
             replication=settings.kafka_replication,
@@ -97,6 +99,7 @@ def build_embedded_engine(
             external_mqtt_url=settings.mqtt_url if external_broker else None,
             client_id=settings.mqtt_client_id,
             share_group=settings.mqtt_share_group,
+            partition=parse_partition(settings.mqtt_partition),
             session_expiry_s=settings.mqtt_session_expiry_s,
             thresholds_file=settings.thresholds_file,
             late_horizon_s=settings.late_horizon_hours * 3600.0,

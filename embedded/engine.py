@@ -53,6 +53,7 @@ class EmbeddedConfig:
     external_mqtt_url: str | None = None  # subscribe to this broker instead of embedding one
     client_id: str = "civicpulse-embedded-1"
     share_group: str = "civicpulse-ingest"
+    partition: tuple[int, int] | None = None  # external broker: a static share (i, N)
     session_expiry_s: int = 86400
     thresholds_file: str = ""  # alert thresholds (TOML); empty: built-in defaults
     late_horizon_s: float = 86400.0  # late readings within this still reach the alert rules
@@ -173,6 +174,7 @@ class EmbeddedEngine:
                 client_id=c.client_id,
                 share_group=c.share_group,
                 session_expiry_s=c.session_expiry_s,
+                partition=c.partition,
             )
             self._external.start()
             log.info("embedded engine: external MQTT %s → %s", self.mqtt_url, self.database_url)

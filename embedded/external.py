@@ -21,7 +21,8 @@ class ExternalSubscriber:
 
     The same contract as the Kafka bridge, with the database commit in place of Kafka's
     acknowledgement: manual acks, a persistent MQTT v5 session under a stable client id, and
-    a shared subscription so several engines or bridges can split the load.
+    a shared subscription (or static partitions) so several engines or bridges can split the
+    load.
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class ExternalSubscriber:
         share_group: str,
         session_expiry_s: int,
         receive_maximum: int = 1000,
+        partition: tuple[int, int] | None = None,
     ) -> None:
         self._session = SessionConfig(
             url=url,
@@ -41,6 +43,7 @@ class ExternalSubscriber:
             share_group=share_group,
             session_expiry_s=session_expiry_s,
             receive_maximum=receive_maximum,
+            partition=partition,
         )
         self._endpoint = self._session.endpoint
         self._committer = committer
@@ -68,14 +71,19 @@ class ExternalSubscriber:
         mqtt_session.subscribe(client, self._session)
         log.info(
             "subscribed to %s on %s:%d (session present: %s)",
-            self._session.topic,
+            self._session.describe(),
             self._endpoint.host,
             self._endpoint.port,
             flags.session_present,
         )
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
+        raw_topic = bytes(msg._topic)
+        if not self._session.owns(raw_topic):  # another engine's static partition has it
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+            return
+        topic = raw_topic.decode("utf-8", "replace")  # .topic raises on bad UTF-8
         future = asyncio.run_coroutine_threadsafe(
             self._committer.submit(topic, bytes(msg.payload)), self._loop
         )

@@ -89,7 +89,7 @@ class Bridge:
             c.client_id,
             self._endpoint.host,
             self._endpoint.port,
-            self._session.topic,
+            self._session.describe(),
             c.kafka_bootstrap,
             c.readings_topic,
             c.deadletter_topic,
@@ -195,7 +195,7 @@ class Bridge:
             return
         self._acks.new_connection()  # the broker redelivers whatever was not acked before
         self._producer.drop_if_wedged()
-        topic = self._session.topic
+        topic = self._session.describe()
         if self._retiring:
             mqtt_session.unsubscribe(client, self._session)
             log.info("retiring: unsubscribed from %s, draining the session", topic)
@@ -222,6 +222,11 @@ class Bridge:
         producer = self._producer.get()  # after a wedge a new one: KafkaError → redelivery
         received = self._clock()
         raw_topic = bytes(msg._topic)  # .topic raises on bad UTF-8: a bad_topic dead letter
+        if not self._session.owns(raw_topic):  # its partition's own session has a copy
+            self.stats.other_partitions += 1
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+            return
         topic = raw_topic.decode("utf-8", "backslashreplace")
         payload = bytes(msg.payload)
         self.stats.messages += 1

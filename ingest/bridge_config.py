@@ -25,6 +25,7 @@ class BridgeConfig:
     limits: Limits
     receive_maximum: int = 1000
     delivery_timeout_s: float = 120.0  # then a send fails and MQTT redelivers the message
+    partition: tuple[int, int] | None = None  # (i, N): a static share instead of share_group
 
     def session(self) -> SessionConfig:
         """The MQTT side: client id, shared subscription and persistent-session limits."""
@@ -34,6 +35,7 @@ class BridgeConfig:
             share_group=self.share_group,
             session_expiry_s=self.session_expiry_s,
             receive_maximum=self.receive_maximum,
+            partition=self.partition,
         )
 
 
@@ -46,6 +48,7 @@ class BridgeStats:
     rejected: Counter[str] = field(default_factory=Counter)
     acked: int = 0
     kafka_failures: int = 0
+    other_partitions: int = 0  # acked at once: another bridge's static partition has them
 
     def summary(self) -> str:
         """One line of totals for the log."""
@@ -53,4 +56,5 @@ class BridgeStats:
         return (
             f"{self.messages} messages, {self.readings} readings, {self.acked} acked,"
             f" rejected {rejected}, kafka failures {self.kafka_failures}"
+            f", {self.other_partitions} for other partitions"
         )

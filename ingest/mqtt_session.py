@@ -1,10 +1,15 @@
-"""The one MQTT v5 subscriber setup: a persistent session on a shared QoS 1 subscription.
+"""The one MQTT v5 subscriber setup: a persistent session on a QoS 1 subscription.
 
 Used by the Kafka bridge and by the embedded engine's external mode, which ack a message
 only once it is safe elsewhere (in Kafka, in the database). Both therefore want the same
 client: MQTT v5, manual acks, a stable client id whose session outlives a disconnect
 (``clean_start=False`` with a session expiry), a bounded in-flight window (Receive Maximum)
-and ``$share/{group}/{filter}`` so several subscribers split the load.
+and a way for several subscribers to split the load: either ``$share/{group}/{filter}``
+(elastic: add or remove subscribers at will) or a static partition ``i/N``, where each
+subscriber holds a plain subscription to every sensor topic and handles the topics whose
+CRC-32 falls in its share (acking the rest at once). Mosquitto 2.0.11 keeps plain
+subscriptions over a broker restart but not shared ones, so only static partitions lose
+nothing a device publishes between a broker restart and the subscribers' return.
 
 Only paho and ``sensors`` are imported here: ``embedded`` imports this module, so it must
 never pull in Kafka, ``embedded`` or ``stream_processors``. Callers get paho's own objects
@@ -23,7 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sensors.mqtt_url import BrokerUrl
-from sensors.topics import SUBSCRIPTION_FILTER
+from sensors.topics import SUBSCRIPTION_FILTER, owns_topic
 
 KEEPALIVE_S: Final = 30
 RECONNECT_MIN_DELAY_S: Final = 1
@@ -43,6 +48,7 @@ class SessionConfig:
     share_group: str
     session_expiry_s: int
     receive_maximum: int = 1000
+    partition: tuple[int, int] | None = None  # (i, N): a static share instead of the group
     endpoint: BrokerUrl = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -50,8 +56,21 @@ class SessionConfig:
 
     @property
     def topic(self) -> str:
-        """The shared subscription: ``$share/{share_group}/{SUBSCRIPTION_FILTER}``."""
+        """``$share/{share_group}/civicpulse/#``, or ``civicpulse/#`` for a static partition."""
+        if self.partition is not None:
+            return SUBSCRIPTION_FILTER
         return shared_topic(self.share_group)
+
+    def owns(self, raw_topic: bytes) -> bool:
+        """Whether this subscriber handles a message on ``raw_topic`` (always, when shared)."""
+        return self.partition is None or owns_topic(raw_topic, self.partition)
+
+    def describe(self) -> str:
+        """The subscription for a log line, with the partition when there is one."""
+        if self.partition is None:
+            return self.topic
+        index, count = self.partition
+        return f"{self.topic} (partition {index}/{count})"
 
 
 def shared_topic(share_group: str) -> str:
@@ -114,10 +133,10 @@ def connect_async(client: mqtt.Client, config: SessionConfig) -> None:
 
 
 def subscribe(client: mqtt.Client, config: SessionConfig) -> tuple[MQTTErrorCode, int | None]:
-    """Subscribe to the shared topic at QoS 1 (call from ``on_connect``)."""
+    """Subscribe to :attr:`SessionConfig.topic` at QoS 1 (call from ``on_connect``)."""
     return client.subscribe(config.topic, options=SubscribeOptions(qos=1))
 
 
 def unsubscribe(client: mqtt.Client, config: SessionConfig) -> tuple[MQTTErrorCode, int | None]:
-    """Leave the shared topic, so the broker routes nothing new to this session."""
+    """Leave :attr:`SessionConfig.topic`, so the broker routes nothing new to this session."""
     return client.unsubscribe(config.topic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,3 +80,30 @@ def topic_for(address: SensorAddress) -> str:
     except RejectedPayload as exc:
         raise ValueError(f"cannot build a topic for {address!r}: {exc.detail}") from exc
     return topic
+
+
+def parse_partition(text: str) -> tuple[int, int] | None:
+    """``"i/N"`` → ``(i, N)``, a subscriber's static share of the sensor topics; ``""`` → None.
+
+    ``ValueError`` (saying what is expected) unless ``N >= 1`` and ``0 <= i < N``.
+    """
+    if not text.strip():
+        return None
+    index, sep, count = text.strip().partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ValueError(f"partition {text!r} is not 'i/N' with 0 <= i < N (e.g. '0/2', '1/2')")
+    return i, n
+
+
+def owns_topic(raw_topic: bytes, partition: tuple[int, int]) -> bool:
+    """Whether partition ``(i, N)`` handles ``raw_topic``: CRC-32 of the topic's bytes mod N.
+
+    Stable across processes and restarts (unlike ``hash``), so every topic, well-formed or
+    not, has exactly one owner, and one sensor's messages always reach the same subscriber.
+    """
+    index, count = partition
+    return zlib.crc32(raw_topic) % count == index

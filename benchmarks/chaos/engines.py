@@ -137,7 +137,11 @@ class Distributed:
         if migrate.returncode != 0:
             raise RuntimeError(f"db migrate failed: {migrate.stderr.decode(errors='replace')}")
         for i in range(1, self.n_bridges + 1):
-            env = civic_env(**settings, mqtt_client_id=f"chaos-{run}-bridge{i}")
+            # static partitions: Mosquitto keeps their plain subscriptions over its restart
+            partition = f"{i - 1}/{self.n_bridges}"
+            env = civic_env(
+                **settings, mqtt_client_id=f"chaos-{run}-bridge{i}", mqtt_partition=partition
+            )
             name = f"bridge-{i}"
             self.procs[name] = Proc(name, ["ingest"], env, logs / f"{name}.log")
         for i in range(1, self.n_workers + 1):

@@ -30,3 +30,10 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{variable}` |")), None)
         assert row is not None, f"README's configuration table lacks {variable}"
         assert default in row, f"README gives {variable} a different default than {default}"
+
+
+def test_a_bad_mqtt_partition_names_the_variable_and_the_form() -> None:
+    refusal = r"CIVICPULSE_MQTT_PARTITION: partition '2/2' is not 'i/N'"
+    with pytest.raises(ValueError, match=refusal):
+        Settings.load({"CIVICPULSE_MQTT_PARTITION": "2/2"})
+    assert Settings.load({"CIVICPULSE_MQTT_PARTITION": "1/2"}).mqtt_partition == "1/2"

@@ -61,3 +61,14 @@ def test_mqtts_url_turns_on_tls_and_the_tls_port() -> None:
     assert client._ssl is True
     assert client.username is None
     assert (config.endpoint.host, config.endpoint.port) == ("broker.example", 8883)
+
+
+def test_a_static_partition_subscribes_plainly_and_owns_its_share() -> None:
+    config = SessionConfig("mqtt://broker.example", "bridge-2", "grp", 60, partition=(1, 2))
+    assert config.topic == "civicpulse/#"  # Mosquitto keeps a plain subscription over a restart
+    assert config.describe() == "civicpulse/# (partition 1/2)"
+    owned = [t for t in (b"civicpulse/a/b/c", b"civicpulse/a/b/d") if config.owns(t)]
+    other = SessionConfig("mqtt://broker.example", "bridge-1", "grp", 60, partition=(0, 2))
+    assert [t for t in (b"civicpulse/a/b/c", b"civicpulse/a/b/d") if not other.owns(t)] == owned
+    shared = SessionConfig("mqtt://broker.example", "bridge-3", "grp", 60)
+    assert shared.owns(b"anything") and shared.describe() == "$share/grp/civicpulse/#"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from sensors.errors import RejectedPayload, RejectReason
@@ -9,6 +11,8 @@ from sensors.topics import (
     SUBSCRIPTION_FILTER,
     TOPIC_PREFIX,
     SensorAddress,
+    owns_topic,
+    parse_partition,
     parse_topic,
     topic_for,
 )
@@ -107,3 +111,29 @@ def test_topic_for() -> None:
 def test_topic_for_refuses_unparseable_addresses(address: SensorAddress) -> None:
     with pytest.raises(ValueError, match="cannot build a topic"):
         topic_for(address)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", None), ("  ", None), ("0/1", (0, 1)), ("1/2", (1, 2)), (" 3/4 ", (3, 4))],
+)
+def test_parse_partition(text: str, expected: tuple[int, int] | None) -> None:
+    assert parse_partition(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2/2", "-1/2", "0/0", "1", "a/b", "0/2/3", "/2", "1/"])
+def test_parse_partition_refuses_what_is_not_i_of_n(text: str) -> None:
+    with pytest.raises(ValueError, match="is not 'i/N' with 0 <= i < N"):
+        parse_partition(text)
+
+
+def test_every_topic_has_exactly_one_owner_and_the_split_is_even() -> None:
+    topics = [f"civicpulse/c{i % 7}/air_quality/s-{i}".encode() for i in range(3000)]
+    topics += [b"civicpulse/bad", b"civicpulse/x/\xff/y", b""]  # malformed ones have one owner too
+    for n in (1, 2, 3):
+        owners = [[i for i in range(n) if owns_topic(t, (i, n))] for t in topics]
+        assert all(len(o) == 1 for o in owners)
+        # the owner is CRC-32 mod N, computed here independently of the code
+        assert all(o == [zlib.crc32(t) % n] for o, t in zip(owners, topics, strict=True))
+        counts = [sum(1 for o in owners if o == [i]) for i in range(n)]
+        assert max(counts) - min(counts) < 0.1 * len(topics) / n, counts
