@@ -39,6 +39,10 @@ def _check(ledger: Ledger, kinds: set[str]) -> None:
     assert ledger.aggregate_mismatches == 0
     assert ledger.value_mismatches == 0
     assert ledger.dead_lettered + ledger.dead_letters_missing == ledger.dead_letters_sent
+    # the data rules' alerts equal a fault-free replay of the same messages
+    alerts = ledger.alerts
+    assert alerts.get("reference", 0) > 0, alerts
+    assert alerts["missed"] == alerts["doubled"] == alerts["invented"] == 0, alerts
     print({f.label: (f.recovered_s, f.backlog_peak, f.lost) for f in ledger.faults})
 
 
