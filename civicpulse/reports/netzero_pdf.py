@@ -42,8 +42,14 @@ def _change(c: Compared, kwh: bool = False) -> str:
     """The % change, or the reason there is none (never a bare "n/a")."""
     pct = c.change_kwh_pct if kwh else c.change_kg_pct
     if pct is not None:
-        return f"{pct:+.1f} %"
+        return signed_pct(pct)
     return c.no_change_reason or "no baseline"
+
+
+def signed_pct(pct: float) -> str:
+    """``+1.2 %``, ``-13.2 %``; a change that rounds to nothing is ``0.0 %``, never ``-0.0 %``."""
+    shown = round(pct, 1)
+    return "0.0 %" if shown == 0 else f"{shown:+.1f} %"
 
 
 def _annual_change(c: Compared, i: int) -> str:

@@ -415,3 +415,13 @@ def test_netzero_impossible_requests_are_one_usage_line(netzero_db, tmp_path: Pa
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "'quiet' has no energy-meter readings" in proc.stderr
     assert "testshire" in proc.stderr  # names the councils that have meters
+
+
+@pytest.mark.parametrize(
+    ("pct", "shown"),
+    [(-13.24, "-13.2 %"), (1.25, "+1.2 %"), (-0.00001, "0.0 %"), (0.04, "0.0 %"), (0.0, "0.0 %")],
+)
+def test_pdf_changes_are_signed_and_never_minus_zero(pct: float, shown: str) -> None:
+    from civicpulse.reports.netzero_pdf import signed_pct
+
+    assert signed_pct(pct) == shown
