@@ -38,9 +38,15 @@ class LiveView:
     """``with LiveView(...) as v: await v.refresh(now)`` once a second."""
 
     def __init__(
-        self, engine: EmbeddedEngine, bad_every: int, console: Console, plain_every_s: float = 10.0
+        self,
+        engine: EmbeddedEngine,
+        bad_every: int,
+        console: Console,
+        plain_every_s: float = 10.0,
+        api_url: str = "",
     ) -> None:
         self._engine = engine
+        self._api_url = api_url
         self._bad_every = bad_every
         self._console = console
         self._plain_every_s = plain_every_s
@@ -77,6 +83,7 @@ class LiveView:
             alerts=self._alerts,
             bad_every=self._bad_every,
             cli=self._cli,
+            api_url=self._api_url,
         )
 
     async def refresh(self, now: float) -> None:

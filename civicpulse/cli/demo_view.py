@@ -80,6 +80,7 @@ class Snapshot:
     alerts: Sequence[tuple[object, ...]]  # (opened_at, sensor_id, rule, severity, state)
     bad_every: int  # the demo's deliberate bad messages: one in N (0: none)
     cli: str  # how to call civicpulse from here
+    api_url: str = ""  # the open-data API and its map page ("": not served)
 
 
 def _reasons(rejected: Counter[str], width: int = 78, lines: int = 2) -> list[Text]:
@@ -115,6 +116,11 @@ def view(s: Snapshot) -> Group:
         Text(f"MQTT        {redact(s.mqtt_url)}"),
         Text("PostgreSQL"),
         Text(f"  psql '{redact(s.database_url)}'", overflow="fold"),
+        *(
+            [Text(f"open data   {s.api_url}  (API docs {s.api_url}docs)", overflow="fold")]
+            if s.api_url
+            else []
+        ),
         Text(
             f"stored      {s.stored:,} readings ({s.per_s:,.0f}/s) from {s.messages:,}"
             f" messages, {s.duplicates:,} duplicates",

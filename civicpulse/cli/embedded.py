@@ -151,7 +151,7 @@ def _latest_dead_letters(url: str, reasons: list[str]) -> dict[str, tuple[str, s
 def _serve(
     engine: EmbeddedEngine,
     mode: str,
-    during: Callable[[threading.Event], Awaitable[None]] | None = None,
+    during: Callable[[threading.Event, str], Awaitable[None]] | None = None,
     settings: Settings | None = None,
     open_data: Sequence[str] = (),
 ) -> None:
@@ -208,7 +208,8 @@ def _serve(
             print(f"Open data    {api[1]}/  (SensorThings {api[1]}/v1.1, API docs {api[1]}/docs)")
         print(f"State file   {state_file}  (`{cli_name()} alerts list` and the others find it)")
         print("ready — Ctrl-C to stop", flush=True)
-        side = asyncio.ensure_future(during(stopped)) if during else None
+        api_url = f"{api[1]}/" if api is not None else ""
+        side = asyncio.ensure_future(during(stopped, api_url)) if during else None
         watch = asyncio.ensure_future(_watch_dead_letters(engine, stopped)) if not side else None
         waiters = [asyncio.ensure_future(stop.wait())] + ([side] if side else [])
         try:
@@ -341,7 +342,7 @@ def demo(
         settings = dataclasses.replace(settings, api_port=api_port)
     engine = _engine(settings, database_url)
 
-    async def simulate_and_show(stopped: threading.Event) -> None:
+    async def simulate_and_show(stopped: threading.Event, api_url: str) -> None:
         from simulator import BadMessage, Emission, Fleet, bad_messages, publish
 
         fleet = Fleet.build(sensors, seed=1)
@@ -366,7 +367,7 @@ def demo(
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + duration if duration else math.inf
-        show = LiveView(engine, bad_every, console)
+        show = LiveView(engine, bad_every, console, api_url=api_url)
         with show:
             while not stopped.is_set() and not publisher.done() and loop.time() < deadline:
                 await asyncio.sleep(1.0)

@@ -42,6 +42,7 @@ def _snapshot() -> Snapshot:
         alerts=alerts,
         bad_every=50,
         cli=".venv/bin/civicpulse",
+        api_url="http://127.0.0.1:8080/",
     )
 
 
@@ -53,6 +54,7 @@ def test_the_live_view_fits_80_by_24_with_the_urls_and_every_alert() -> None:
     assert max(len(line) for line in lines) <= 80
     text = "\n".join(lines)
     assert "mqtt://127.0.0.1:1883" in text and PSQL in text
+    assert "open data   http://127.0.0.1:8080/  (API docs http://127.0.0.1:8080/docs)" in text
     assert "the simulator's deliberate bad messages" in text
     alert_lines = [line for line in lines if line.startswith("09:30:00")]
     assert len(alert_lines) == 6
