@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PACKET_BYTES = 1_048_576  # the compose Mosquitto's max_packet_size
 PREFIX_BYTES = 4096  # of an oversize PUBLISH's payload, read for its dead letter (KEEP_BYTES)
 OVERSIZE_WAIT_S = 1.0  # how long an oversize PUBLISH's topic and prefix are waited for
+# A connection must have sent its whole CONNECT within this (slow-loris clients that trickle
+# it a byte at a time would otherwise hold a socket and a task each for as long as they like).
+CONNECT_TIMEOUT_S = 10.0
 LOG_BURST = 10  # refusal log lines per LOG_WINDOW_S; the rest are counted, then summed up
 LOG_WINDOW_S = 10.0
 
@@ -234,6 +237,7 @@ class FrontDoor:
 
     max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES
     record: RecordDeadLetter | None = None
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
     refused: Counter[str] = field(default_factory=Counter)  # by reason code
     deadletters: int = 0  # refusals recorded as dead letters
     _window_start: float = 0.0
@@ -314,6 +318,23 @@ class FrontDoorReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         )
 
     async def _next_packet(self) -> bool:
+        if not self._first:
+            return await self._read_packet()
+        try:
+            async with asyncio.timeout(self._door.connect_timeout_s):
+                return await self._read_packet()
+        except TimeoutError:
+            exc = Malformed(
+                "connect_timeout",
+                f"no complete CONNECT within {self._door.connect_timeout_s:g} s (slow client)",
+            )
+            if self.closed:  # the timeout interrupted it mid-packet: already closed, count it
+                self._door.count(exc, self.peer)
+            else:
+                await self.refuse(exc)
+            return False
+
+    async def _read_packet(self) -> bool:
         started = False
         try:
             first = await self._reader.read(1)

@@ -25,7 +25,12 @@ import pytest
 
 from embedded import EmbeddedConfig, EmbeddedEngine
 from embedded.broker import DurableBroker
-from embedded.frontdoor import DEFAULT_MAX_PACKET_BYTES, check_body, check_fixed_header
+from embedded.frontdoor import (
+    CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_PACKET_BYTES,
+    check_body,
+    check_fixed_header,
+)
 from sensors.validation import DEFAULT_LIMITS
 from tests.embedded.test_auth_broker import Client, free_port
 from trust import AuthMode
@@ -306,6 +311,28 @@ def test_malformed_first_packet_closes_the_connection(
         assert raw.closed_by_broker()
     finally:
         raw.close()
+    good_still_works(engine, good)
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x10\x1a\x00"], ids=["nothing", "three_bytes"])
+def test_a_client_that_never_completes_connect_is_closed(
+    engine: Engine, good: Client, sent: bytes
+) -> None:
+    """Slow loris: a CONNECT still incomplete after connect_timeout_s closes the connection."""
+    broker = engine.engine._broker
+    assert isinstance(broker, DurableBroker)
+    door = broker.front_door
+    door.connect_timeout_s, before = 1.0, engine.refused.get("connect_timeout", 0)
+    raw = Raw(engine.port, client_id=None)
+    try:
+        raw.send(sent)
+        started = time.monotonic()
+        assert raw.closed_by_broker(within_s=5.0)
+        assert 0.8 < time.monotonic() - started < 4.0
+    finally:
+        raw.close()
+        door.connect_timeout_s = CONNECT_TIMEOUT_S
+    assert engine.refused.get("connect_timeout", 0) == before + 1
     good_still_works(engine, good)
 
 
