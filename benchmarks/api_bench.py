@@ -173,7 +173,7 @@ def bench(base: str, sensors: int, end: datetime, days: int, requests: int, labe
         t = time.perf_counter()
         rows = 0
         params = {"from": iso(end - timedelta(days=1)), "to": iso(end)}
-        with client.stream("GET", "/api/v1/readings.csv", params=params) as r:
+        with RssSampler() as rss, client.stream("GET", "/api/v1/readings.csv", params=params) as r:
             if r.status_code != 200:
                 raise SystemExit(f"CSV export: HTTP {r.status_code} {r.read()[:300]!r}")
             for chunk in r.iter_bytes():
@@ -181,8 +181,45 @@ def bench(base: str, sensors: int, end: datetime, days: int, requests: int, labe
         seconds = time.perf_counter() - t
         print(
             f"1-day CSV export of raw readings: {rows - 1:,} rows in {seconds:.2f} s ="
-            f" {(rows - 1) / seconds:,.0f} rows/s"
+            f" {(rows - 1) / seconds:,.0f} rows/s; {rss.summary()}"
         )
+
+
+def _rss_mb() -> float:
+    """This process's resident set (the API server runs in it, on a thread), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """Samples RSS every 50 ms while in the ``with`` block: is memory flat while streaming?"""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.samples.append(_rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self.samples.append(_rss_mb())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(_rss_mb())
+
+    def summary(self) -> str:
+        """RSS at the start, its peak and at the end of the export."""
+        s = self.samples
+        peak = max(s)
+        return f"RSS (server + client) start {s[0]:.0f} MB, peak {peak:.0f} MB, end {s[-1]:.0f} MB"
 
 
 def main() -> None:
