@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -88,7 +89,8 @@ def kill9_postgres(pgdata: Path) -> None:
     postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
     family = [postmaster, *postmaster.children(recursive=True)]
     for proc in family:
-        proc.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend that ended meanwhile
+            proc.kill()
     psutil.wait_procs(family, timeout=10)
 
 
