@@ -78,12 +78,9 @@ class ExternalSubscriber:
         )
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        raw_topic = bytes(msg._topic)
-        if not self._session.owns(raw_topic):  # another engine's static partition has it
-            if msg.qos > 0:
-                client.ack(msg.mid, msg.qos)
+        if mqtt_session.ack_if_elsewhere(client, self._session, msg):
             return
-        topic = raw_topic.decode("utf-8", "replace")  # .topic raises on bad UTF-8
+        topic = bytes(msg._topic).decode("utf-8", "replace")  # .topic raises on bad UTF-8
         future = asyncio.run_coroutine_threadsafe(
             self._committer.submit(topic, bytes(msg.payload)), self._loop
         )

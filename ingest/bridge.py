@@ -219,14 +219,12 @@ class Bridge:
         self._log_summary()
 
     def _bridge_message(self, msg: mqtt.MQTTMessage) -> None:
+        if mqtt_session.ack_if_elsewhere(self._client, self._session, msg):
+            self.stats.other_partitions += 1
+            return
         producer = self._producer.get()  # after a wedge a new one: KafkaError → redelivery
         received = self._clock()
         raw_topic = bytes(msg._topic)  # .topic raises on bad UTF-8: a bad_topic dead letter
-        if not self._session.owns(raw_topic):  # its partition's own session has a copy
-            self.stats.other_partitions += 1
-            if msg.qos > 0:
-                self._client.ack(msg.mid, msg.qos)
-            return
         topic = raw_topic.decode("utf-8", "backslashreplace")
         payload = bytes(msg.payload)
         self.stats.messages += 1

@@ -137,6 +137,18 @@ def subscribe(client: mqtt.Client, config: SessionConfig) -> tuple[MQTTErrorCode
     return client.subscribe(config.topic, options=SubscribeOptions(qos=1))
 
 
+def ack_if_elsewhere(client: mqtt.Client, config: SessionConfig, msg: mqtt.MQTTMessage) -> bool:
+    """Ack at once a message another static partition handles (its session has its own copy).
+
+    True when it was one: the caller does nothing else with it.
+    """
+    if config.owns(bytes(msg._topic)):
+        return False
+    if msg.qos > 0:
+        client.ack(msg.mid, msg.qos)
+    return True
+
+
 def unsubscribe(client: mqtt.Client, config: SessionConfig) -> tuple[MQTTErrorCode, int | None]:
     """Leave :attr:`SessionConfig.topic`, so the broker routes nothing new to this session."""
     return client.unsubscribe(config.topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from unittest import mock
 
 import paho.mqtt.client as mqtt
@@ -72,3 +73,21 @@ def test_a_static_partition_subscribes_plainly_and_owns_its_share() -> None:
     assert [t for t in (b"civicpulse/a/b/c", b"civicpulse/a/b/d") if not other.owns(t)] == owned
     shared = SessionConfig("mqtt://broker.example", "bridge-3", "grp", 60)
     assert shared.owns(b"anything") and shared.describe() == "$share/grp/civicpulse/#"
+
+
+def test_a_message_of_another_partition_is_acked_at_once_and_not_handled() -> None:
+    config = SessionConfig("mqtt://broker.example", "bridge-2", "grp", 60, partition=(1, 2))
+    client = mqtt_session.make_client(config)
+    topics = [f"civicpulse/york/air_quality/aq-{i}".encode() for i in range(20)]
+    with mock.patch.object(client, "ack") as ack:
+        handled = []
+        for mid, topic in enumerate(topics, start=1):
+            msg = mqtt.MQTTMessage(mid=mid, topic=topic)
+            msg.qos = 1
+            if not mqtt_session.ack_if_elsewhere(client, config, msg):
+                handled.append(topic)
+    # ours: CRC-32 mod 2 == 1, computed here independently; the others acked, not handled
+    assert handled == [t for t in topics if zlib.crc32(t) % 2 == 1]
+    assert 0 < len(handled) < len(topics)
+    elsewhere = [i for i, t in enumerate(topics, start=1) if t not in handled]
+    assert [c.args for c in ack.call_args_list] == [(mid, 1) for mid in elsewhere]
