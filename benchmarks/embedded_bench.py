@@ -98,6 +98,15 @@ def payloads(
     return out, firsts
 
 
+def client_of(topic: str, n_clients: int) -> int:
+    """The connection a topic's device publishes on: one per device, as a real fleet does.
+
+    (Spreading one sensor's messages over several connections reorders them in transit, so
+    many arrive late for their own detectors and take the replay path.)
+    """
+    return int(topic.rsplit("-", 1)[1]) % n_clients
+
+
 def publish(
     port: int,
     messages: list[tuple[str, bytes]],
@@ -141,8 +150,9 @@ def publish(
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
         sent[i] = time.time()
-        info = clients[i % n_clients].publish(topic, payload, qos=1)
-        index_of[i % n_clients][info.mid] = i
+        c = client_of(topic, n_clients)
+        info = clients[c].publish(topic, payload, qos=1)
+        index_of[c][info.mid] = i
     done.wait(120)
     for client in clients:
         client.disconnect()
