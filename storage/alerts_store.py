@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from rules.alert_notify import MAX_ATTEMPTS, next_attempt, payload
 from rules.alerts import Alert, AlertStatus, Severity, SiteInfo
 from rules.detectors import JsonDict, StateKey
+from storage.state_cache import StateCache
 
 # Batches take this advisory lock shared; the tick and operators' commands take it exclusive,
 # so an acknowledgement or a stale check never interleaves with a batch's alert update.
@@ -37,17 +38,11 @@ def lock_exclusive(cur: psycopg.Cursor[Any]) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_LOCK,))
 
 
-def load_states(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[StateKey, JsonDict]:
-    """Detector states of ``sensor_ids``."""
-    cur.execute(
-        "SELECT sensor_id, detector, state FROM detector_state WHERE sensor_id = ANY(%s)",
-        (list(sensor_ids),),
-    )
-    return {(s, d): state for s, d, state in cur.fetchall()}
-
-
-def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> None:
-    """Upsert detector states (one JSON document: no per-state parameter to escape)."""
+def save_states(
+    cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict], cache: StateCache | None = None
+) -> None:
+    """Upsert detector states (one JSON document: no per-state parameter to escape); with a
+    ``cache``, remember them at the row versions written."""
     if not states:
         return
     rows = [(sensor_id, detector, state) for (sensor_id, detector), state in states.items()]
@@ -57,9 +52,12 @@ def save_states(cur: psycopg.Cursor[Any], states: dict[StateKey, JsonDict]) -> N
         SELECT e->>0, e->>1, e->2, now() FROM jsonb_array_elements(%s::jsonb) AS e
         ON CONFLICT (sensor_id, detector)
         DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+        RETURNING sensor_id, detector, xmin::text
         """,
         (orjson.dumps(rows).decode(),),
     )
+    if cache is not None:
+        cache.saved(cur.fetchall(), states)
 
 
 def load_sites(cur: psycopg.Cursor[Any], sensor_ids: Iterable[str]) -> dict[str, SiteInfo]:

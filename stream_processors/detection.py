@@ -50,6 +50,7 @@ from sensors.reading import Reading
 from storage import alerts_store as db
 from storage import snapshots_store as snaps
 from storage.rule_settings import publish_thresholds
+from storage.state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Detection:
         self.snapshot_every_s = snapshot_every_s
         self.stats = DetectionStats()
         self._published = False  # self.thresholds written to rule_settings (tick)
+        self.states = StateCache()  # checked against each row's version on every load
 
     @classmethod
     def from_file(cls, path: str | Path, *, late_horizon_s: float = 24 * 3600.0) -> Detection:
@@ -122,7 +124,7 @@ class Detection:
         """
         db.lock_shared(cur)
         sensors = sorted({r.sensor_id for r in readings})
-        states = db.load_states(cur, sensors)
+        states = self.states.load(cur, sensors)
         sites = db.load_sites(cur, sensors)
         run = run_detectors(
             self.detectors,
@@ -152,7 +154,7 @@ class Detection:
                 len({k[0] for k in run.late}),
                 len(saved),
             )
-        db.save_states(cur, new_states)
+        db.save_states(cur, new_states, self.states)
         snaps.prune_snapshots(
             cur, sorted({s.key for s in run.snapshots} | set(run.late)), self.late_horizon_s
         )
@@ -305,7 +307,7 @@ class Detection:
         health = db.states_of(cur, "health")
         sites = db.load_sites(cur, (sensor for sensor, _ in health))
         changed, signals = stale_signals(health, self.thresholds, now, sites)
-        db.save_states(cur, {(s, "health"): st for s, st in changed.items()})
+        db.save_states(cur, {(s, "health"): st for s, st in changed.items()}, self.states)
         signals += impossible_value_signals(db.take_out_of_range_letters(cur))
         saved = self._apply(cur, signals)
         event_rules = [name for name, p in RULES.items() if p.event]
