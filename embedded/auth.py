@@ -217,19 +217,26 @@ class DirectoryTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is u
         topic: str | None = None,
         action: Action | None = None,
     ) -> bool:
-        if action == Action.RECEIVE:
-            return True
-        if topic is None:
-            return False
-        login = login_of(session)
-        if action == Action.PUBLISH:
-            return self.gate.may_publish(login, topic)
-        if action == Action.SUBSCRIBE:
-            allowed = self.gate.may_subscribe(login, topic)
-            if not allowed:
-                log.info("refused subscription of %r to %r", _who(session), topic)
-            return allowed
+        return topic_allowed(self.gate, session, topic, action)
+
+
+def topic_allowed(
+    gate: Gate, session: Session | None, topic: str | None, action: Action | None
+) -> bool:
+    """The topic plugin's answer (the broker also asks it directly, without a task)."""
+    if action == Action.RECEIVE:
+        return True
+    if topic is None:
         return False
+    login = login_of(session)
+    if action == Action.PUBLISH:
+        return gate.may_publish(login, topic)
+    if action == Action.SUBSCRIBE:
+        allowed = gate.may_subscribe(login, topic)
+        if not allowed:
+            log.info("refused subscription of %r to %r", _who(session), topic)
+        return allowed
+    return False
 
 
 def _who(session: Session | None) -> str | None:

@@ -17,7 +17,7 @@ from amqtt.mqtt.protocol.handler import INCOMING
 from amqtt.mqtt.publish import PublishPacket
 from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage
 
-from embedded.auth import Gate, auth_plugins
+from embedded.auth import Gate, auth_plugins, topic_allowed
 from embedded.committer import GroupCommitter, NotStored
 from embedded.frontdoor import DEFAULT_MAX_PACKET_BYTES, FrontDoor, FrontDoorReader, Malformed
 from sensors.deadletter import DeadLetter
@@ -53,6 +53,7 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
     """
 
     committer: GroupCommitter
+    broker: DurableBroker
 
     async def handle_publish(self, publish_packet: PublishPacket) -> None:
         """Handle only the PUBLISH the front door let through next, byte for byte.
@@ -96,13 +97,7 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
 
     async def _may_publish(self, topic: str) -> bool:
         """The broker's own publish check (``Broker._topic_filtering``), asked up front."""
-        plugins = self.plugins_manager
-        if not plugins.is_topic_filtering_enabled():
-            return True
-        results = await plugins.map_plugin_topic(
-            session=self.session, topic=topic, action=Action.PUBLISH
-        )
-        return all(results.values())
+        return bool(await self.broker._topic_filtering(self.session, topic, Action.PUBLISH))
 
 
 class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
@@ -112,7 +107,9 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     ``max_packet_bytes`` refuses larger packets (connection closed, nothing read past the
     topic and a payload prefix); ``letters`` (its own connection) stores the dead letters of
     refused PUBLISH packets — without it, refusals are only logged and counted
-    (``front_door.refused``).
+    (``front_door.refused``). ``gate``, the one the config's topic plugin enforces
+    (:func:`broker_config`), is asked directly: amqtt would start a task per plugin for
+    every publish, twice (here before the commit, and again before delivery).
     """
 
     def __init__(
@@ -122,9 +119,11 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         *,
         max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES,
         letters: DeadLetterStore | None = None,
+        gate: Gate | None = None,
     ) -> None:
         super().__init__(config)
         self._committer = committer
+        self._gate = gate
         self._letters = letters
         self._letters_lock = asyncio.Lock()
         self.front_door = FrontDoor(max_packet_bytes, self._record if letters is not None else None)
@@ -134,6 +133,11 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
             return
         async with self._letters_lock:  # one connection: one write at a time
             await asyncio.to_thread(self._letters.write, [(letter, source_ref)])
+
+    async def _topic_filtering(self, session: Any, topic: str, action: Action) -> bool:
+        if self._gate is None or not self.plugins_manager.is_topic_filtering_enabled():
+            return bool(await super()._topic_filtering(session, topic, action))
+        return topic_allowed(self._gate, session, topic, action)
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -155,6 +159,7 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         handler, session = await super()._initialize_client_session(*args, **kwargs)
         handler.__class__ = DurableHandler
         handler.committer = self._committer
+        handler.broker = self
         return handler, session
 
 

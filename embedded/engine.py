@@ -22,6 +22,7 @@ from sensors.intake import Authorize, Routed, RoutedReadings, route_in_process
 from sensors.mqtt_url import BrokerUrl
 from sensors.validation import Limits
 from storage import DeadLetterStore, ReadingStore, migrate
+from stream_processors.batch import DEFAULT_BATCH_READINGS
 from stream_processors.detection import Detection
 from trust import AuthMode
 
@@ -48,7 +49,7 @@ class EmbeddedConfig:
     data_dir: Path
     limits: Limits
     database_url: str | None = None  # None: embedded PostgreSQL in data_dir
-    batch_size: int = 2000
+    batch_size: int = DEFAULT_BATCH_READINGS
     window_s: float = 0.025
     external_mqtt_url: str | None = None  # subscribe to this broker instead of embedding one
     client_id: str = "civicpulse-embedded-1"
@@ -184,6 +185,7 @@ class EmbeddedEngine:
             self._committer,
             max_packet_bytes=c.max_packet_bytes,
             letters=DeadLetterStore(self.database_url),  # refused PUBLISH packets
+            gate=self.gate,
         )
         try:
             await self._broker.start()
