@@ -28,6 +28,10 @@ STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS readings_stage (
     time timestamptz, council text, sensor_id text, kind text, metric text,
     value double precision, unit text, received_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS readings_new (
+    time timestamptz, council text, sensor_id text, kind text, metric text,
+    value double precision
 ) ON COMMIT DELETE ROWS
 """
 
@@ -36,37 +40,47 @@ _COPY = (
     " FROM STDIN"
 )
 
+# The rows actually inserted (replayed duplicates are not) are also kept in `readings_new`:
+# the aggregates merge exactly those, so a replay or a redelivery never counts a reading twice.
+# Whatever an earlier batch left there is cleared by the same statement (its sub-statements
+# share one snapshot: the DELETE sees only older rows), not left to ON COMMIT: batches staged
+# inside one outer transaction (savepoints) must not merge each other's rows again.
 _INSERT_RAW = """
-INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
-SELECT DISTINCT ON (sensor_id, metric, time)
-       time, council, sensor_id, kind, metric, value, unit, received_at
-  FROM readings_stage
- ORDER BY sensor_id, metric, time, received_at
-ON CONFLICT (sensor_id, metric, time) DO NOTHING
-RETURNING sensor_id, metric, time
+WITH cleared AS (
+    DELETE FROM readings_new
+), inserted AS (
+    INSERT INTO readings (time, council, sensor_id, kind, metric, value, unit, received_at)
+    SELECT DISTINCT ON (sensor_id, metric, time)
+           time, council, sensor_id, kind, metric, value, unit, received_at
+      FROM readings_stage
+     ORDER BY sensor_id, metric, time, received_at
+    ON CONFLICT (sensor_id, metric, time) DO NOTHING
+    RETURNING time, council, sensor_id, kind, metric, value
+), kept AS (
+    INSERT INTO readings_new SELECT * FROM inserted
+)
+SELECT sensor_id, metric, time FROM inserted
 """
 
-# Every minute the batch touched is recomputed from the stored raw rows, so the aggregate
-# stays a pure function of `readings` whatever order, replay or lateness brought them.
+# Each minute bucket the new rows fall in is merged with them in the same transaction as their
+# insert (count, min, max, mean, latest value), so it always equals the aggregate of the stored
+# raw rows — after a crash, a replay or a late reading — without re-reading the minute (a mean
+# may differ from a fresh avg() in the last bits: summation order).
 _REFRESH_1M = """
-WITH touched AS (
-    SELECT DISTINCT sensor_id, metric, date_trunc('minute', time) AS bucket
-      FROM readings_stage
-)
-INSERT INTO readings_1m (bucket, council, sensor_id, kind, metric,
-                         n, min, max, mean, last, last_time)
-SELECT t.bucket, min(r.council), r.sensor_id, min(r.kind), r.metric,
-       count(*), min(r.value), max(r.value), avg(r.value),
-       (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)
-  FROM touched t
-  JOIN readings r
-    ON r.sensor_id = t.sensor_id AND r.metric = t.metric
-   AND r.time >= t.bucket AND r.time < t.bucket + INTERVAL '1 minute'
- GROUP BY t.bucket, r.sensor_id, r.metric
+INSERT INTO readings_1m AS m (bucket, council, sensor_id, kind, metric,
+                              n, min, max, mean, last, last_time)
+SELECT date_trunc('minute', time), min(council), sensor_id, min(kind), metric,
+       count(*), min(value), max(value), avg(value),
+       (array_agg(value ORDER BY time DESC))[1], max(time)
+  FROM readings_new
+ GROUP BY 1, sensor_id, metric
 ON CONFLICT (sensor_id, metric, bucket) DO UPDATE
-   SET council = EXCLUDED.council, kind = EXCLUDED.kind, n = EXCLUDED.n,
-       min = EXCLUDED.min, max = EXCLUDED.max, mean = EXCLUDED.mean,
-       last = EXCLUDED.last, last_time = EXCLUDED.last_time
+   SET council = least(m.council, EXCLUDED.council), kind = least(m.kind, EXCLUDED.kind),
+       n = m.n + EXCLUDED.n,
+       min = least(m.min, EXCLUDED.min), max = greatest(m.max, EXCLUDED.max),
+       mean = (m.mean * m.n + EXCLUDED.mean * EXCLUDED.n) / (m.n + EXCLUDED.n),
+       last = CASE WHEN EXCLUDED.last_time > m.last_time THEN EXCLUDED.last ELSE m.last END,
+       last_time = greatest(m.last_time, EXCLUDED.last_time)
 """
 
 

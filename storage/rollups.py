@@ -10,6 +10,7 @@ import psycopg
 # time_bucket()'s default origin: buckets here line up with TimescaleDB's to the microsecond.
 ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
 STAGE = "readings_stage"  # the readings store's per-batch temp table
+NEW = "readings_new"  # the rows of the batch that were inserted (duplicates are not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,32 @@ def touched_sql(level: Level) -> str:
     return _upsert(level, select)
 
 
+def merge_sql(level: Level) -> str:
+    """Merge the batch's newly inserted rows into the per-sensor ``level`` buckets they fall in.
+
+    Count, sum, min, max and the latest value all combine exactly (a sum in a different
+    order, to the last bits), so a bucket equals its recompute from the stored raw readings
+    without reading them again: the cost follows the batch, not how full the bucket is.
+    Only the rows actually inserted are merged: a replayed batch adds nothing.
+    """
+    assert level.per_sensor
+    keys = ", ".join(_SENSOR_KEY)
+    select = (
+        f"SELECT date_bin({level.width_sql}, time, {ORIGIN}), {keys}, {_FROM_RAW}"
+        f" FROM {NEW} s GROUP BY 1, {keys}"
+    )
+    cols = _SENSOR_COLS
+    pk = "sensor_id, metric, bucket, council, kind"
+    return (
+        f"INSERT INTO {level.name} AS r ({cols}) {select} ON CONFLICT ({pk}) DO UPDATE SET"
+        " n = r.n + EXCLUDED.n, sum = r.sum + EXCLUDED.sum,"
+        " min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),"
+        " mean = (r.sum + EXCLUDED.sum) / (r.n + EXCLUDED.n),"
+        " last = CASE WHEN EXCLUDED.last_time > r.last_time THEN EXCLUDED.last ELSE r.last END,"
+        " last_time = greatest(r.last_time, EXCLUDED.last_time)"
+    )
+
+
 def rebuild_sql(level: Level) -> tuple[str, str]:
     """Delete, then recompute, every ``level`` bucket in [%(start)s, %(stop)s)."""
     time_col, key, aggs = _parts(level)
@@ -131,8 +158,10 @@ TOUCHED_SQL: tuple[str, ...] = tuple(
     statement
     for level in LEVELS
     for statement in (
-        (touched_sql(level),)
-        if level.per_sensor or level is not _FIRST_COUNCIL_LEVEL
+        (merge_sql(level),)
+        if level.per_sensor
+        else (touched_sql(level),)
+        if level is not _FIRST_COUNCIL_LEVEL
         else (LOCK_COUNCILS, touched_sql(level))
     )
 )
@@ -150,7 +179,8 @@ def maintained_by_store(conn: psycopg.Connection) -> bool | None:
 
 
 def refresh_touched(cur: psycopg.Cursor) -> None:
-    """Plain PostgreSQL: bring every rollup bucket the staged batch touched up to date."""
+    """Plain PostgreSQL: merge the batch's new rows into the per-sensor rollups, then
+    recompute every council bucket it touched from them."""
     for statement in TOUCHED_SQL:
         cur.execute(statement)
 
