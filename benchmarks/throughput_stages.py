@@ -37,6 +37,7 @@ from sensors.reading import Reading, Sample, decode_reading  # noqa: E402
 from sensors.topics import topic_for  # noqa: E402
 from sensors.validation import DEFAULT_LIMITS  # noqa: E402
 from simulator.fleet import Fleet, encode_samples  # noqa: E402
+from stream_processors.batch import DEFAULT_BATCH_READINGS  # noqa: E402
 
 SHAPES = (1, 6, 50)
 EMIT_EVERY_S = 10.0  # event time between two emissions of one simulated device
@@ -466,7 +467,9 @@ def probe_decode(messages: Sequence[Message]) -> dict[str, Any]:
     )
 
 
-def probe_detection(readings: Sequence[Reading], batch: int = 2000) -> dict[str, Any]:
+def probe_detection(
+    readings: Sequence[Reading], batch: int = DEFAULT_BATCH_READINGS
+) -> dict[str, Any]:
     """The detectors alone (pure, states kept in memory), in batches like the engines'."""
     from rules.detectors import default_detectors, run_detectors
     from rules.thresholds import Thresholds
@@ -507,7 +510,11 @@ def _with_dbname(url: str, name: str) -> str:
 
 
 def probe_store(
-    sampler: Sampler, db_group: str, url: str, readings: Sequence[Reading], batch: int = 2000
+    sampler: Sampler,
+    db_group: str,
+    url: str,
+    readings: Sequence[Reading],
+    batch: int = DEFAULT_BATCH_READINGS,
 ) -> dict[str, Any]:
     """Store + aggregates alone: ``ReadingStore.write`` (COPY, insert, 1m and rollups),
     batches of ``batch``, into a fresh database, no detection."""

@@ -11,6 +11,7 @@ from typing import Any
 import platformdirs
 
 from sensors.topics import parse_partition
+from stream_processors.batch import DEFAULT_BATCH_READINGS
 from trust import AuthMode
 
 PREFIX = "CIVICPULSE_"
@@ -137,7 +138,8 @@ class Settings:
         metadata={"doc": "Faust session timeout: how soon a dead worker's partitions move"},
     )
     batch_size: int = field(
-        default=2000, metadata={"doc": "Readings per database batch (stream processors)"}
+        default=DEFAULT_BATCH_READINGS,
+        metadata={"doc": "Most readings per database batch (both engines)"},
     )
     batch_seconds: float = field(
         default=0.5, metadata={"doc": "Longest wait before a partial batch is written"}

@@ -16,6 +16,7 @@ from sensors.deadletter import deadletter_ref
 from sensors.errors import CivicPulseError
 from sensors.intake import Routed, RoutedReadings
 from storage import DeadLetterStore, ReadingStore, StoreUnavailable, retry_while_unavailable
+from stream_processors.batch import DEFAULT_BATCH_READINGS
 from stream_processors.detection import Detection
 from stream_processors.pipeline import ReadingPipeline
 
@@ -72,7 +73,7 @@ class GroupCommitter:
         letters: DeadLetterStore,
         route: Router,
         *,
-        max_readings: int = 2000,
+        max_readings: int = DEFAULT_BATCH_READINGS,
         window_s: float = 0.025,
         tick_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

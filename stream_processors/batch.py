@@ -9,6 +9,13 @@ import msgspec
 
 from sensors.reading import Reading, decode_reading
 
+# Most readings per database transaction. A batch's rollup and aggregate upkeep costs about
+# the same whatever its size (it is per sensor and metric touched), so under load bigger
+# batches cost less per reading: on the 2-core box, the pipeline alone stored the bench's
+# 6-reading load at 10,036 readings/s in batches of 2,000 and 18,505/s in batches of 8,000.
+# Light load still commits small batches at once (the engines' time limits).
+DEFAULT_BATCH_READINGS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class PoisonRecord:
