@@ -15,6 +15,7 @@ from embedded import (
     DirectoryAuthPlugin,
     DirectoryRefresher,
     DirectoryTopicPlugin,
+    DurableBroker,
     DurableHandler,
     Gate,
     broker_config,
@@ -223,12 +224,13 @@ def test_a_refused_publish_is_neither_committed_nor_acknowledged_and_the_client_
     g = gate(AuthMode.REQUIRED)
 
     async def main() -> tuple[list[str], bool]:
-        manager = Broker(broker_config("127.0.0.1", 1, g)).plugins_manager
+        committer = RecordingCommitter()
+        broker = DurableBroker(broker_config("127.0.0.1", 1, g), committer, gate=g)  # type: ignore[arg-type]
         s = session("aq-0001", "s3cret")
         s.attributes[LOGIN_KEY] = Login(AQ)
-        handler = DurableHandler(manager, s)
-        committer = RecordingCommitter()
+        handler = DurableHandler(broker.plugins_manager, s)
         handler.committer = committer  # type: ignore[assignment]
+        handler.broker = broker
         closed = asyncio.get_running_loop().create_future()
         handler._disconnect_waiter = closed
         message = IncomingApplicationMessage(7, OTHER, QOS_1, b"{}", False)
@@ -238,3 +240,28 @@ def test_a_refused_publish_is_neither_committed_nor_acknowledged_and_the_client_
     submitted, dropped = asyncio.run(main())
     assert submitted == []
     assert dropped
+
+
+def test_the_brokers_direct_gate_check_answers_as_amqtts_plugin_path() -> None:
+    g = gate(AuthMode.REQUIRED)
+    device = session("aq-0001", "s3cret")
+    device.attributes[LOGIN_KEY] = Login(AQ)
+    never_logged_in = session("nobody", "x")
+    asks = [
+        (who, topic, action)
+        for who in (device, never_logged_in)
+        for topic in (f"civicpulse/camden/air_quality/{AQ.sensor_id}", OTHER, "civicpulse/#")
+        for action in (Action.PUBLISH, Action.SUBSCRIBE, Action.RECEIVE)
+    ]
+
+    async def answers() -> tuple[list[bool], list[bool]]:
+        direct = DurableBroker(broker_config("127.0.0.1", 1, g), None, gate=g)  # type: ignore[arg-type]
+        plugins = Broker(broker_config("127.0.0.1", 1, g))
+        return (
+            [await direct._topic_filtering(*ask) for ask in asks],
+            [await plugins._topic_filtering(*ask) for ask in asks],
+        )
+
+    direct, via_plugins = asyncio.run(answers())
+    assert direct == via_plugins
+    assert True in direct and False in direct  # the asks tell allowed from refused
