@@ -124,10 +124,11 @@ class DaqiResult:
 
 @dataclass(slots=True)
 class _Bucket:
-    """One period's exact sum (so any add order gives the same mean) and its sample offsets."""
+    """One period's exact sum (so any add order gives the same mean) and its sample count."""
 
     total: Fraction = field(default_factory=Fraction)
-    seen: set[int] = field(default_factory=set)  # sample offsets (µs) inside the bucket
+    n: int = 0
+    seen: set[int] | None = None  # sample offsets (µs) in the bucket, when repeats are dropped
 
 
 def _micros(t: datetime) -> int:
@@ -140,14 +141,20 @@ def _at(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _add(buckets: dict[int, _Bucket], size_us: int, us: int, value: float) -> bool:
+def _add(
+    buckets: dict[int, _Bucket], size_us: int, us: int, value: float, *, dedupe: bool = True
+) -> bool:
     if not math.isfinite(value):
         raise ValueError(f"sample value must be finite, got {value!r}")
     start, offset = us - us % size_us, us % size_us
-    bucket = buckets.setdefault(start, _Bucket())
-    if offset in bucket.seen:  # same instant again: a redelivered reading, first one wins
-        return False
-    bucket.seen.add(offset)
+    bucket = buckets.get(start)
+    if bucket is None:
+        bucket = buckets[start] = _Bucket(seen=set() if dedupe else None)
+    if bucket.seen is not None:
+        if offset in bucket.seen:  # same instant again: a redelivered reading, first one wins
+            return False
+        bucket.seen.add(offset)
+    bucket.n += 1
     bucket.total += Fraction(value)
     return True
 
@@ -161,9 +168,9 @@ def _collect(samples: Iterable[tuple[datetime, float]], size: timedelta) -> dict
 
 def _mean(bucket: _Bucket | None, expected: int) -> float | None:
     """Exact mean of a bucket, ``None`` below 75 % data capture (4·n >= 3·expected)."""
-    if bucket is None or 4 * len(bucket.seen) < 3 * expected:
+    if bucket is None or 4 * bucket.n < 3 * expected:
         return None
-    return float(bucket.total / len(bucket.seen))
+    return float(bucket.total / bucket.n)
 
 
 def _means(buckets: dict[int, _Bucket], expected: int) -> dict[datetime, float]:
@@ -277,10 +284,16 @@ def daqi_at(
 class DaqiState:
     """Incremental, JSON-serialisable DAQI state for one site; equals ``daqi_at`` exactly.
 
-    Holds per pollutant one exact partial sum per hour (15 min for SO2) and the offsets of
-    the samples seen in it (to drop redelivered readings), never raw values. Call
-    ``prune(t - LONGEST_WINDOW)`` to bound memory; samples before the pruned horizon are
-    then ignored.
+    Holds per pollutant one exact partial sum and sample count per hour (15 min for SO2),
+    never raw values, so its size is bounded by the buckets of the longest window whatever
+    the sensor's cadence. Call ``prune(t - LONGEST_WINDOW)`` to bound memory; samples before
+    the pruned horizon are then ignored.
+
+    Each sample must be added once. The pipeline guarantees it: detectors see only the
+    readings the store inserted (each (sensor, metric, time) once), and a late reading's
+    replay starts from a snapshot that holds only older ones. (Version 1 kept every
+    sample's offset to drop repeats itself: 8,640 per pollutant and day at a 10-second
+    cadence, parsed and re-serialised with every batch; ``from_json`` still reads it.)
     """
 
     def __init__(self, expected_interval_s: int) -> None:
@@ -292,12 +305,12 @@ class DaqiState:
         self._horizon: int | None = None  # epoch µs, on the hour
 
     def add(self, pollutant: str, time: datetime, value: float) -> bool:
-        """Add one sample; ``False`` when ignored (a repeat, or older than the horizon)."""
+        """Add one sample (once: see the class); ``False`` when older than the horizon."""
         avg = _averaging(pollutant)
         us = _micros(time)
         if self._horizon is not None and us < self._horizon:
             return False
-        return _add(self._buckets[pollutant], avg.base // _US, us, value)
+        return _add(self._buckets[pollutant], avg.base // _US, us, value, dedupe=False)
 
     def evaluate(self, at: datetime) -> DaqiResult:
         """The DAQI at ``at``; pollutants never added are absent, as in ``daqi_at``."""
@@ -320,28 +333,30 @@ class DaqiState:
                 del buckets[start]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready snapshot (sums as exact "n/d" strings)."""
+        """A JSON-ready snapshot (sums as exact "n/d" strings, then sample counts)."""
         return {
-            "version": 1,
+            "version": 2,
             "expected_interval_s": self.expected_interval_s,
             "horizon_us": self._horizon,
             "buckets": {
-                p: [[s, str(b.total), sorted(b.seen)] for s, b in sorted(buckets.items())]
+                p: [[s, str(b.total), b.n] for s, b in sorted(buckets.items())]
                 for p, buckets in self._buckets.items()
             },
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DaqiState:
-        """Rebuild a state from ``to_json`` output."""
-        if data.get("version") != 1:
-            raise ValueError(f"unsupported DaqiState version: {data.get('version')!r}")
+        """Rebuild a state from ``to_json`` output (version 2, or 1: offsets, counted)."""
+        version = data.get("version")
+        if version not in (1, 2):
+            raise ValueError(f"unsupported DaqiState version: {version!r}")
         state = cls(int(data["expected_interval_s"]))
         horizon = data["horizon_us"]
         state._horizon = None if horizon is None else int(horizon)
         for p, rows in data["buckets"].items():
             _averaging(p)
             state._buckets[p] = {
-                int(s): _Bucket(Fraction(total), {int(o) for o in seen}) for s, total, seen in rows
+                int(s): _Bucket(Fraction(total), len(set(n)) if version == 1 else int(n))
+                for s, total, n in rows
             }
         return state

