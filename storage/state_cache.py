@@ -12,7 +12,7 @@ from rules.detectors import JsonDict, StateKey
 # Only the rows whose version (xmin: the transaction that last wrote them) differs from the
 # cached one carry their state; the others come back as NULL and are taken from memory.
 _LOAD = """
-SELECT d.sensor_id, d.detector, d.xmin::text,
+SELECT d.sensor_id, d.detector, d.xmin::text, k.version IS DISTINCT FROM d.xmin::text,
        CASE WHEN k.version IS DISTINCT FROM d.xmin::text THEN d.state END
 FROM detector_state AS d
 LEFT JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(sensor_id, detector, version)
@@ -50,9 +50,9 @@ class StateCache:
             ),
         )
         states: dict[StateKey, JsonDict] = {}
-        for sensor_id, detector, version, state in cur.fetchall():
+        for sensor_id, detector, version, stale, state in cur.fetchall():
             key = (sensor_id, detector)
-            if state is None:
+            if not stale:
                 states[key] = known[key][1]
                 self.hits += 1
             else:

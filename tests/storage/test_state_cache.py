@@ -68,3 +68,14 @@ def test_the_bound_empties_the_cache_instead_of_growing(url: str) -> None:
     assert len(cache) <= 3
     loaded = _load(url, cache, [f"s{i}" for i in range(5)])
     assert loaded == {(f"s{i}", "air"): {"t": float(i)} for i in range(5)}
+
+
+def test_a_json_null_state_written_elsewhere_is_read_not_mistaken_for_a_hit(url: str) -> None:
+    cache = StateCache()
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO detector_state (sensor_id, detector, state, updated_at)"
+            " VALUES ('s1', 'air', 'null'::jsonb, now())"
+        )
+    assert _load(url, cache, ["s1"]) == {("s1", "air"): None}
+    assert (cache.hits, cache.misses) == (0, 1)
