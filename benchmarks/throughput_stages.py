@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from sensors.intake import route_message  # noqa: E402
-from sensors.reading import Reading, Sample, decode_reading  # noqa: E402
+from sensors.reading import Reading, Sample, decode_reading, pack_encoded  # noqa: E402
 from sensors.topics import topic_for  # noqa: E402
 from sensors.validation import DEFAULT_LIMITS  # noqa: E402
 from simulator.fleet import Fleet, encode_samples  # noqa: E402
@@ -547,21 +547,31 @@ def probe_kafka(
     """Kafka produce (the bridge's producer settings) and consume (aiokafka, like Faust)
     of the load's canonical readings, on a fresh topic."""
     from ingest.kafka_acks import make_producer
+    from ingest.kafka_topics import ensure_topics
 
     now = datetime.now(UTC)
-    values = [
-        (key, value)
-        for m in messages
-        for key, value in route_message(m.topic, m.payload, now, DEFAULT_LIMITS).readings
-    ]
+    from ingest.record_batcher import pack_by_partition, partition_of
+
+    routed = [route_message(m.topic, m.payload, now, DEFAULT_LIMITS) for m in messages]
+    readings = sum(len(r.readings) for r in routed)
+    # what the bridge sends: the readings of the messages arriving in one linger (here 100
+    # messages at a time), packed into one record per partition of the bench's topic
+    values: list[tuple[bytes | None, bytes, int]] = []
+    for i in range(0, len(routed), _PROBE_MESSAGES_PER_FLUSH):
+        chunk = [r.readings for r in routed[i : i + _PROBE_MESSAGES_PER_FLUSH]]
+        packs, _ = pack_by_partition(chunk, lambda key: partition_of(key, _PROBE_PARTITIONS))
+        values += [(None, pack_encoded(v), part) for part, v in packs.items()]
     topic = f"tp.{uuid.uuid4().hex[:8]}"
     producer = make_producer(bootstrap, "tp-probe", 30.0)
     try:
-        producer.send(topic, b"warm-up", key=b"w").get(30)  # topic created, metadata known
+        ensure_topics(
+            bootstrap, topic, f"{topic}.dead", partitions=_PROBE_PARTITIONS, replication=1
+        )
+        producer.send(topic, b"warm-up", partition=0).get(30)  # metadata known
         before = sampler.cpu()
         t0 = time.perf_counter()
-        for key, value in values:
-            producer.send(topic, value, key=key)
+        for key, value, part in values:
+            producer.send(topic, value, key=key, partition=part)
         producer.flush(120)
         seconds = time.perf_counter() - t0
         cpu = cpu_delta(before, sampler.cpu())
@@ -569,24 +579,28 @@ def probe_kafka(
         producer.close(10)
     produce = stage(
         "kafka_produce",
+        readings,
         len(values),
-        0,
         seconds,
         {"bench": cpu["bench"], "kafka": cpu["kafka"]},
-        note="kafka-python, the bridge's settings (acks=all, linger 5 ms)",
+        note=f"kafka-python, the bridge's settings; {len(values)} records (packed as the bridge)",
     )
     before = sampler.cpu()
     got, seconds = asyncio.run(_consume(bootstrap, topic, len(values) + 1))
     cpu = cpu_delta(before, sampler.cpu())
     consume = stage(
         "kafka_consume",
+        readings if got == len(values) else 0,
         got,
-        0,
         seconds,
         {"bench": cpu["bench"], "kafka": cpu["kafka"]},
-        note="aiokafka getmany (Faust's client)",
+        note=f"aiokafka getmany (Faust's client); {got} of {len(values)} records",
     )
     return produce, consume
+
+
+_PROBE_MESSAGES_PER_FLUSH = 100
+_PROBE_PARTITIONS = 6
 
 
 async def _consume(bootstrap: str, topic: str, expected: int) -> tuple[int, float]:

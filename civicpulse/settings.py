@@ -142,7 +142,7 @@ class Settings:
         metadata={"doc": "Most readings per database batch (both engines)"},
     )
     batch_seconds: float = field(
-        default=0.5, metadata={"doc": "Longest wait before a partial batch is written"}
+        default=0.2, metadata={"doc": "Longest wait before a partial batch is written"}
     )
     thresholds_file: str = field(
         default="",

@@ -79,7 +79,10 @@ class GroupCommitter:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detection: Detection | None = None,
     ) -> None:
-        self.pipeline = ReadingPipeline(store, sleep=self._sleep, detection=detection)
+        # one transaction per batch: this committer bounds its batches itself
+        self.pipeline = ReadingPipeline(
+            store, sleep=self._sleep, detection=detection, max_batch_readings=None
+        )
         self.stats = CommitStats()
         self._letters = letters
         self._route = route

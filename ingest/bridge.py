@@ -19,9 +19,10 @@ from ingest.kafka_acks import (
     DEADLETTER_MAX_VALUE_BYTES,
     AckTracker,
     ProducerSlot,
-    send_routed,
+    send_deadletter,
 )
 from ingest.kafka_topics import ensure_topics
+from ingest.record_batcher import RecordBatcher
 from sensors.intake import Authorize, route_message
 
 __all__ = ["DEADLETTER_MAX_VALUE_BYTES", "Bridge", "BridgeConfig", "BridgeStats"]
@@ -32,8 +33,10 @@ log = logging.getLogger(__name__)
 class Bridge:
     """Subscribes (shared, QoS 1) to every sensor topic and feeds Kafka.
 
-    Valid readings go to the readings topic keyed by sensor id; rejects go to the
-    dead-letter topic with reason, raw bytes, MQTT topic and receive time. Should Kafka
+    Valid readings go to the readings topic, packed with those of the messages that arrived
+    in the same few milliseconds into one record per partition (``RecordBatcher``; a sensor's
+    partition is its id's); rejects go to the dead-letter topic with reason, raw bytes, MQTT
+    topic and receive time. Should Kafka
     fail a send, the bridge drops its MQTT connection without acking: the broker keeps
     the message in the bridge's persistent session and redelivers it on reconnect.
     """
@@ -59,6 +62,9 @@ class Bridge:
             config.kafka_bootstrap, config.client_id, config.delivery_timeout_s
         )
         self._acks = AckTracker(self._ack, self._kafka_trouble)
+        self._batcher = RecordBatcher(
+            self._producer.get, config.readings_topic, self._acks, on_error=self._kafka_trouble
+        )
         self._client = self._make_client()
 
     # -- wiring ---------------------------------------------------------------------------
@@ -83,6 +89,7 @@ class Bridge:
             replication=c.replication,
         )
         self._producer.fresh()
+        self._batcher.start()
         threading.Thread(target=self._watch_kafka, name="kafka-watchdog", daemon=True).start()
         log.info(
             "bridge %s: MQTT %s:%d (%s) → Kafka %s (%s, dead letters %s)",
@@ -121,16 +128,19 @@ class Bridge:
         c = self._config
         self._retiring = True
         self._producer.fresh()
+        self._batcher.start()
         mqtt_session.connect(self._client, self._session)
         deadline = time.monotonic() + timeout_s
         self._last_activity = time.monotonic()
         while True:
             self._client.loop(timeout=0.2)
             idle = time.monotonic() - self._last_activity
-            if self._unsubscribed.is_set() and not self._acks.busy() and idle >= idle_s:
+            busy = self._acks.busy() or self._batcher.busy()
+            if self._unsubscribed.is_set() and not busy and idle >= idle_s:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"bridge {c.client_id} still draining after {timeout_s:.0f}s")
+        self._batcher.stop()
         self._producer.flush(timeout=10)
         for _ in range(5):  # write out any acks the flush released
             self._client.loop(timeout=0.1)
@@ -148,6 +158,7 @@ class Bridge:
         """Flush Kafka (so pending acks go out), then leave MQTT; safe from signal handlers."""
         self._stopping.set()
         try:
+            self._batcher.stop()
             self._producer.flush(timeout=10)
         except Exception as exc:  # Kafka down: what is unacked is redelivered to the next bridge
             log.warning("could not flush Kafka on stop (%s); leaving unacked messages to MQTT", exc)
@@ -161,6 +172,7 @@ class Bridge:
 
     def _shutdown(self) -> None:
         try:
+            self._batcher.stop()
             self._producer.flush(timeout=10)
         except Exception as exc:  # Kafka down: unacked messages stay with the broker
             log.warning("Kafka flush on shutdown failed: %s", exc)
@@ -194,6 +206,7 @@ class Bridge:
             log.error("MQTT connect refused: %s", reason)
             return
         self._acks.new_connection()  # the broker redelivers whatever was not acked before
+        self._batcher.discard()  # so are the messages still waiting to be sent
         self._producer.drop_if_wedged()
         topic = self._session.describe()
         if self._retiring:
@@ -235,12 +248,12 @@ class Bridge:
                 self.stats.rejected[part.reason] += 1
             log.debug("rejected %s on %s: %s", letter.reason, topic, letter.detail)
         self.stats.readings += len(routed.readings)
-        c = self._config
-        futures = send_routed(producer, routed, topic, c.readings_topic, c.deadletter_topic)
+        futures = send_deadletter(producer, routed, topic, self._config.deadletter_topic)
         self._last_activity = time.monotonic()
-        if msg.qos == 0:
-            return
-        self._acks.track(msg.mid, msg.qos, futures)
+        if routed.readings:  # acked once its readings' records (and dead letter) are in Kafka
+            self._batcher.add(msg.mid, msg.qos, routed.readings, futures)
+        elif msg.qos > 0:
+            self._acks.track(msg.mid, msg.qos, futures)
 
     # -- Kafka callbacks (producer I/O thread) --------------------------------------------
     def _ack(self, mid: int, qos: int) -> None:

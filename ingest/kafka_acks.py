@@ -81,21 +81,11 @@ class ProducerSlot:
                 threading.Thread(target=old.close, kwargs={"timeout": 0}, daemon=True).start()
 
 
-def send_routed(
-    producer: KafkaProducer,
-    routed: Routed,
-    mqtt_topic: str,
-    readings_topic: str,
-    deadletter_topic: str,
+def send_deadletter(
+    producer: KafkaProducer, routed: Routed, mqtt_topic: str, deadletter_topic: str
 ) -> list[FutureRecordMetadata]:
-    """Send the readings (keyed by sensor id) and the dead letter, if any (keyed by MQTT topic).
-
-    A message with some records rejected has both; the caller acks it once every send
-    returned here has succeeded, so neither half is acknowledged without the other.
-    """
-    futures = [
-        producer.send(readings_topic, key=key, value=value) for key, value in routed.readings
-    ]
+    """Send the message's dead letter, if it has one (keyed by MQTT topic)."""
+    futures: list[FutureRecordMetadata] = []
     letter = routed.deadletter
     if letter is not None:
         value, headers = letter.to_kafka(DEADLETTER_MAX_VALUE_BYTES)
@@ -156,13 +146,25 @@ class AckTracker:
         silent = time.monotonic() - self._kafka_progress
         return silent if busy and silent > limit_s else None
 
-    def track(self, mid: int, qos: int, futures: Sequence[FutureRecordMetadata]) -> None:
-        """Ack MQTT message ``mid`` once all of ``futures`` (its Kafka sends) succeeded."""
+    def track(
+        self,
+        mid: int,
+        qos: int,
+        futures: Sequence[FutureRecordMetadata],
+        generation: int | None = None,
+    ) -> None:
+        """Ack MQTT message ``mid`` once all of ``futures`` (its Kafka sends) succeeded.
+
+        ``generation``: the connection it arrived on (default: the current one); a message
+        of an earlier connection is not tracked (the broker redelivers it)."""
+        generation = self.generation if generation is None else generation
+        if generation != self.generation:
+            return
         with self._outstanding_lock:
             if self._outstanding == 0:
                 self._kafka_progress = time.monotonic()
             self._outstanding += 1
-        pending = PendingAck(mid, qos, len(futures), self.generation)
+        pending = PendingAck(mid, qos, len(futures), generation)
         for future in futures:
             future.add_callback(self._sent, pending)
             future.add_errback(self._send_failed, pending)

@@ -28,7 +28,7 @@ class Routed:
     deadletter: DeadLetter | None = None
 
     def values(self) -> list[bytes]:
-        """The encoded readings (what a ``readings`` topic record holds)."""
+        """The encoded readings, one each."""
         return [value for _key, value in self.readings]
 
 

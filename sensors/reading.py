@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -31,6 +32,7 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Reading)
+_pack_decoder = msgspec.json.Decoder(list[Reading])
 
 
 def encode_reading(reading: Reading) -> bytes:
@@ -44,6 +46,28 @@ def decode_reading(data: bytes) -> Reading:
     if reading.time.tzinfo is None or reading.received_at.tzinfo is None:
         raise ValueError("canonical readings carry timezone-aware times")
     return reading
+
+
+def pack_encoded(values: Sequence[bytes]) -> bytes:
+    """One ``readings``-topic record for several encoded readings of one sensor: a JSON array.
+
+    A record per MQTT message rather than per reading: the stream workers' cost is mostly
+    per Kafka record, so a 6-reading message costs one record, not six."""
+    return values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
+
+
+def decode_record(data: bytes) -> list[Reading]:
+    """The readings of one ``readings``-topic record: one reading (an object) or a pack (an
+    array, :func:`pack_encoded`); raises like :func:`decode_reading` if any is not canonical."""
+    if data.lstrip()[:1] != b"[":
+        return [decode_reading(data)]
+    readings = _pack_decoder.decode(data)
+    if not readings:
+        raise ValueError("a readings pack holds at least one reading")
+    for reading in readings:
+        if reading.time.tzinfo is None or reading.received_at.tzinfo is None:
+            raise ValueError("canonical readings carry timezone-aware times")
+    return readings
 
 
 def utc_from_epoch(seconds: float) -> datetime:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
 
-from sensors.reading import Reading, decode_reading
+from sensors.reading import Reading, decode_record
 
 # Most readings per database transaction. A batch's rollup and aggregate upkeep costs about
 # the same whatever its size (it is per sensor and metric touched), so under load bigger
@@ -35,26 +35,40 @@ class PreparedBatch:
 
 
 def prepare_batch(values: Iterable[bytes | Reading]) -> PreparedBatch:
-    """Decode Kafka record values into readings; the first of equal natural keys wins.
+    """Decode ``readings``-topic record values into readings; the first of equal natural keys
+    wins. A record holds one reading or a pack of one sensor's (``sensors.reading``)."""
+    return next(prepare_batches(values, max_readings=None))
+
+
+def prepare_batches(
+    values: Iterable[bytes | Reading], max_readings: int | None
+) -> Iterator[PreparedBatch]:
+    """:func:`prepare_batch` in batches of at most ``max_readings`` (a pack is never split,
+    so a batch may exceed it by one pack's readings less one); always yields at least one.
 
     A value may also be a :class:`Reading` already (an engine storing in the process that
-    decoded it, see ``sensors.intake.route_in_process``): it is taken as it is.
+    decoded it, see ``sensors.intake.route_in_process``): it is taken as it is. A record that
+    does not decode, or whose pack holds one non-canonical reading, is poison as a whole.
     """
     batch = PreparedBatch()
     seen: set[tuple[str, str, object]] = set()
     for raw in values:
         if isinstance(raw, Reading):
-            reading = raw
+            readings = [raw]
         else:
             try:
-                reading = decode_reading(raw)
+                readings = decode_record(raw)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 batch.poison.append(PoisonRecord(bytes(raw), f"bad_canonical_record: {exc}"))
                 continue
-        key = reading.key
-        if key in seen:
-            batch.duplicates_in_batch += 1
-            continue
-        seen.add(key)
-        batch.readings.append(reading)
-    return batch
+        if max_readings is not None and len(batch.readings) >= max_readings:
+            yield batch
+            batch, seen = PreparedBatch(), set()
+        for reading in readings:
+            key = reading.key
+            if key in seen:
+                batch.duplicates_in_batch += 1
+                continue
+            seen.add(key)
+            batch.readings.append(reading)
+    yield batch

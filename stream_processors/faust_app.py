@@ -60,7 +60,11 @@ def create_app(
     )
     source = app.topic(readings_topic, key_serializer="raw", value_serializer="raw")
     deadletters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
-    pipeline = ReadingPipeline(ReadingStore(database_url), detection=detection)
+    # take() counts records, and a record may pack a message's readings: the pipeline
+    # stores what one take() returns in transactions of at most batch_size readings
+    pipeline = ReadingPipeline(
+        ReadingStore(database_url), detection=detection, max_batch_readings=batch_size
+    )
 
     @app.agent(source, concurrency=1, name="store_readings")
     async def store_readings(stream: faust.StreamT[bytes]) -> None:
@@ -73,8 +77,9 @@ def create_app(
                     key=b"readings", value=letter.payload, headers=letter.headers()
                 )
             log.debug(
-                "stored %d of %d readings (%d duplicates)",
+                "stored %d of %d readings from %d records (%d duplicates)",
                 outcome.write.inserted,
+                outcome.write.received,
                 len(values),
                 outcome.write.duplicates,
             )

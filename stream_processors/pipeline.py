@@ -15,7 +15,7 @@ from rules.alerts import Alert
 from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
 from storage import ReadingStore, WriteResult, retry_while_unavailable
-from stream_processors.batch import PoisonRecord, prepare_batch
+from stream_processors.batch import DEFAULT_BATCH_READINGS, PoisonRecord, prepare_batches
 from stream_processors.detection import Detection
 
 
@@ -66,8 +66,10 @@ class ReadingPipeline:
         detection: Detection | None = None,
         detect: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_batch_readings: int | None = DEFAULT_BATCH_READINGS,
     ) -> None:
         self._store = store
+        self._max_batch_readings = max_batch_readings
         self.detection = (detection or Detection()) if detect else None
         self._clock = clock
         self._lock = threading.Lock()
@@ -78,17 +80,28 @@ class ReadingPipeline:
     def process(self, values: Sequence[bytes | Reading]) -> BatchOutcome:
         """Store one batch; blocks and retries with backoff while the database is down.
 
-        ``values`` are ``readings``-topic record values, or canonical readings themselves
-        (the embedded engine: decoded once at ingest, never encoded in between)."""
-        batch = prepare_batch(values)
-        self.stats.poison += len(batch.poison)
-        with self._lock:
-            result = self._write_with_retry(batch.readings)
-        self.stats.batches += 1
-        self.stats.received += len(values)
-        self.stats.stored += result.inserted
-        self.stats.duplicates += result.duplicates + batch.duplicates_in_batch
-        return BatchOutcome(result, batch.poison, self._deadletters(batch.poison))
+        ``values`` are ``readings``-topic record values (one reading or a sensor's pack
+        each), or canonical readings themselves (the embedded engine: decoded once at
+        ingest, never encoded in between). More than ``max_batch_readings`` readings are
+        stored in several transactions, one after the other, before this returns (``None``:
+        one transaction, for an engine that bounds its batches itself)."""
+        inserted = received = refreshed = 0
+        poison: list[PoisonRecord] = []
+        for batch in prepare_batches(values, self._max_batch_readings):
+            poison += batch.poison
+            self.stats.poison += len(batch.poison)
+            with self._lock:
+                result = self._write_with_retry(batch.readings)
+            self.stats.batches += 1
+            self.stats.received += len(batch.readings) + batch.duplicates_in_batch
+            self.stats.stored += result.inserted
+            self.stats.duplicates += result.duplicates + batch.duplicates_in_batch
+            inserted += result.inserted
+            received += result.received
+            refreshed += result.minutes_refreshed
+        return BatchOutcome(
+            WriteResult(received, inserted, refreshed), poison, self._deadletters(poison)
+        )
 
     def _deadletters(self, poison: Sequence[PoisonRecord]) -> list[DeadLetter]:
         at = self._clock()

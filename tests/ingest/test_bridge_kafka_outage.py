@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from sensors.reading import decode_reading
+from sensors.reading import decode_record
 from simulator import Fleet, publish
 from tests.processes import CivicProcess, civic_env, running, wait_until
 from tools.devstack import Service, start_kafka
@@ -42,8 +42,8 @@ def _topic_keys(bootstrap: str, topic: str) -> list[tuple[str, str, datetime]]:
         while any(consumer.position(p) < ends[p] for p in parts):
             for records in consumer.poll(timeout_ms=1000).values():
                 for record in records:
-                    r = decode_reading(record.value)
-                    keys.append((r.sensor_id, r.metric, r.time))
+                    for r in decode_record(record.value):
+                        keys.append((r.sensor_id, r.metric, r.time))
         return keys
     finally:
         consumer.close()

@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from sensors.reading import Reading, encode_reading
+from sensors.reading import Reading, encode_reading, pack_encoded
 from storage import ReadingStore, StoreUnavailable, migrate
 from stream_processors.pipeline import ReadingPipeline
 
@@ -87,6 +87,31 @@ def test_replays_and_shuffled_late_batches_store_each_reading_once(fresh_db: str
     with psycopg.connect(fresh_db) as conn:
         count = conn.execute("SELECT count(*) FROM readings").fetchone()
         assert count == (3_000,)
+        _assert_matches(_aggregates(conn), _numpy_truth(readings))
+
+
+def test_packed_records_over_the_batch_limit_store_in_several_transactions(
+    fresh_db: str,
+) -> None:
+    migrate(fresh_db)
+    readings = _readings(2_100, seed=11)
+    by_sensor: dict[str, list[bytes]] = defaultdict(list)
+    for r in readings:
+        by_sensor[r.sensor_id].append(encode_reading(r))
+    # what the bridge sends: a pack per sensor and message, here 30 readings each
+    records = [
+        pack_encoded(values[i : i + 30]) for values in by_sensor.values() for i in range(0, 300, 30)
+    ]
+    store = ReadingStore(fresh_db)
+    pipeline = ReadingPipeline(store, max_batch_readings=500)
+    outcome = pipeline.process([*records, records[0], b"[{}]"])  # a replayed pack and poison
+    store.close()
+    # the replay lands in the last transaction, where the store (not the batch) drops it
+    assert (outcome.write.received, outcome.write.inserted) == (2_130, 2_100)
+    assert pipeline.stats.duplicates == 30 and len(outcome.deadletters) == 1
+    assert pipeline.stats.batches == 5  # 510, 510, 510, 510, 60 + the replayed 30
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (2_100,)
         _assert_matches(_aggregates(conn), _numpy_truth(readings))
 
 
