@@ -12,17 +12,28 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from sensors.reading import decode_record
 from simulator import Fleet, publish
 from tests.processes import CivicProcess, civic_env, running, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _records(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap])
+def _readings(bootstrap: str, topic: str) -> int:
+    """Readings in the topic: its records hold one reading or a pack of them."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], consumer_timeout_ms=3000)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(parts).values()) if parts else 0
+        if not parts:
+            return 0
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        n = 0
+        while any(consumer.position(p) < ends[p] for p in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                n += sum(len(decode_record(r.value)) for r in records)
+        return n
     finally:
         consumer.close()
 
@@ -44,7 +55,7 @@ def test_retiring_a_dead_bridge_drains_its_stranded_share(
     b = CivicProcess(["ingest"], civic_env(**base, mqtt_client_id=f"b-{run}"), tmp_path / "b.log")
     fleet = Fleet.build(50, seed=3)
     messages = list(fleet.emissions(300, datetime.now(UTC) - timedelta(minutes=1), rate=300))
-    expected = len(messages)  # Kafka records: one per message, its readings packed
+    expected = sum(len(m.samples) for m in messages)
 
     with running(a, b):
         a.wait_for_log("subscribed to", timeout=60)
@@ -52,7 +63,7 @@ def test_retiring_a_dead_bridge_drains_its_stranded_share(
         a.kill9()  # its persistent session stays in the shared group
         publish(messages, mqtt_url, rate=300, client_id=f"p-{run}")
         time.sleep(3.0)
-        stranded = expected - _records(kafka_bootstrap, topic)
+        stranded = expected - _readings(kafka_bootstrap, topic)
         assert stranded > 0, "the broker routed nothing to the dead bridge's session"
 
         retire = subprocess.run(
@@ -64,5 +75,5 @@ def test_retiring_a_dead_bridge_drains_its_stranded_share(
         )
         assert retire.returncode == 0, retire.stderr.decode()[-2000:]
         assert "retired" in retire.stderr.decode()
-        assert wait_until(lambda: _records(kafka_bootstrap, topic) >= expected, timeout=30)
-        assert _records(kafka_bootstrap, topic) == expected
+        assert wait_until(lambda: _readings(kafka_bootstrap, topic) >= expected, timeout=30)
+        assert _readings(kafka_bootstrap, topic) == expected
