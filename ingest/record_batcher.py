@@ -29,7 +29,7 @@ from ingest.kafka_acks import AckTracker
 from sensors.reading import pack_encoded
 
 DEFAULT_LINGER_S = 0.02
-DEFAULT_MAX_READINGS = 5_000
+DEFAULT_MAX_READINGS = 1_000  # a record's readings: bounds a worker's take() (faust_app)
 DEFAULT_MAX_BYTES = 1024 * 1024
 _PARTITION_CACHE = 100_000  # sensor ids whose partition is remembered
 

@@ -18,6 +18,11 @@ from stream_processors.pipeline import ReadingPipeline
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Records per take() for each reading of CIVICPULSE_BATCH_SIZE: 500 for 10,000. With records
+# of at most 1,000 readings (ingest.record_batcher) a take holds at most 500,000 readings,
+# ~100 MB of JSON (~200 bytes a reading), when a backlog is read; under a live load the
+# 0.2 s wait ends a take sooner.
+TAKE_RECORDS_PER_BATCH_READING = 0.05
 
 
 def kafka_broker_urls(bootstrap: str) -> list[str]:
@@ -60,8 +65,11 @@ def create_app(
     )
     source = app.topic(readings_topic, key_serializer="raw", value_serializer="raw")
     deadletters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
-    # take() counts records, and a record may pack a message's readings: the pipeline
-    # stores what one take() returns in transactions of at most batch_size readings
+    # take() counts records, and a record packs up to the bridge's RecordBatcher limit of
+    # readings: at most TAKE_RECORDS_PER_BATCH_READING of a batch's worth per take bounds a
+    # take's readings (memory), and the pipeline stores them in transactions of at most
+    # batch_size readings
+    take_records = max(100, round(batch_size * TAKE_RECORDS_PER_BATCH_READING))
     pipeline = ReadingPipeline(
         ReadingStore(database_url), detection=detection, max_batch_readings=batch_size
     )
@@ -70,7 +78,7 @@ def create_app(
     async def store_readings(stream: faust.StreamT[bytes]) -> None:
         # take() acks (and so lets Faust commit) a batch only after this body returns,
         # i.e. after the database committed it: a crash replays, the store dedupes.
-        async for values in stream.take(batch_size, within=batch_seconds):
+        async for values in stream.take(take_records, within=batch_seconds):
             outcome = await asyncio.to_thread(pipeline.process, values)
             for letter in outcome.deadletters:
                 await deadletters.send(
