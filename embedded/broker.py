@@ -55,6 +55,30 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
     committer: GroupCommitter
     broker: DurableBroker
 
+    def _init_session(self, session: Any) -> None:
+        super()._init_session(session)
+        self.keepalive_timeout = None  # no write timer per packet sent: see start()
+
+    async def start(self) -> None:
+        """Start amqtt's handler without its keep-alive timers; the front door keeps time.
+
+        amqtt 0.12.1's broker handler ignores keep-alive timeouts (its ``handle_read_timeout``
+        and ``handle_write_timeout`` do nothing) yet pays for them on every packet: a
+        ``wait_for`` (a task and a timer) per packet read and a timer per packet sent, ~8 % of
+        the engine's busy time under one-reading messages (py-spy, 2026-12-04). With the
+        session's keep-alive hidden while its reader loop starts, neither is armed, and the
+        front door closes a connection silent for 1.5 × its keep-alive [MQTT-3.1.2-24].
+        """
+        keep_alive = int(self.session.keep_alive or 0)
+        self.session.keep_alive = 0  # read once, when amqtt's reader loop starts
+        try:
+            await super().start()
+        finally:
+            if self.session is not None:
+                self.session.keep_alive = keep_alive
+        if isinstance(self.reader, FrontDoorReader):
+            self.reader.watch_keep_alive(keep_alive)
+
     async def handle_publish(self, publish_packet: PublishPacket) -> None:
         """Handle only the PUBLISH the front door let through next, byte for byte.
 

@@ -282,6 +282,8 @@ class FrontDoorReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         self._pos = 0
         self._first = True
         self.closed = False
+        self.last_packet_at = time.monotonic()
+        self._keep_alive_s = 0.0
         self.publishes: deque[Publish] = deque()  # let through, not yet handled by amqtt
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -303,6 +305,30 @@ class FrontDoorReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         data = self._packet[self._pos : end]
         self._pos = end
         return data
+
+    def watch_keep_alive(self, keep_alive_s: int) -> None:
+        """Close the connection once nothing arrived for 1.5 × the client's keep-alive.
+
+        [MQTT-3.1.2-24]. One timer per connection, re-armed only when it fires (amqtt arms a
+        timer and a task per packet read for this and then ignores the timeout)."""
+        if keep_alive_s > 0:
+            self._keep_alive_s = float(keep_alive_s)
+            asyncio.get_running_loop().call_later(1.5 * keep_alive_s, self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self.closed:
+            return
+        limit = 1.5 * self._keep_alive_s
+        idle = time.monotonic() - self.last_packet_at
+        if idle < limit:
+            asyncio.get_running_loop().call_later(limit - idle, self._check_idle)
+            return
+        exc = Malformed(
+            "keep_alive_timeout",
+            f"nothing received for {idle:.1f} s (keep-alive {self._keep_alive_s:g} s)",
+        )
+        self._close()
+        self._door.count(exc, self.peer)
 
     def feed_eof(self) -> None:
         """Pass end-of-stream on to the socket reader."""
@@ -369,6 +395,7 @@ class FrontDoorReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
             await self.refuse(exc, letter)
             return False
         self._first = False
+        self.last_packet_at = time.monotonic()
         self._packet = first + length + body
         self._pos = 0
         if publish is not None:

@@ -59,8 +59,9 @@ def packet(first: int, body: bytes) -> bytes:
     return bytes([first]) + varint(len(body)) + body
 
 
-def connect(client_id: bytes) -> bytes:
-    return packet(0x10, string(b"MQTT") + b"\x04\x02\x00\x3c" + string(client_id))
+def connect(client_id: bytes, keep_alive_s: int = 60) -> bytes:
+    flags_and_keep_alive = b"\x02" + struct.pack("!H", keep_alive_s)
+    return packet(0x10, string(b"MQTT") + b"\x04" + flags_and_keep_alive + string(client_id))
 
 
 def publish(topic: bytes, payload: bytes, qos: int = 0, packet_id: int = 1) -> bytes:
@@ -130,10 +131,12 @@ class Engine:
 class Raw:
     """A hand-driven TCP connection to the broker."""
 
-    def __init__(self, port: int, client_id: bytes | None = b"raw-client") -> None:
+    def __init__(
+        self, port: int, client_id: bytes | None = b"raw-client", keep_alive_s: int = 60
+    ) -> None:
         self.sock = socket.create_connection((HOST, port), timeout=5)
         if client_id is not None:
-            self.sock.sendall(connect(client_id))
+            self.sock.sendall(connect(client_id, keep_alive_s))
             assert self.recv_exactly(4) == b"\x20\x02\x00\x00", "CONNACK accepted"
 
     def recv_exactly(self, n: int) -> bytes:
@@ -334,6 +337,36 @@ def test_a_client_that_never_completes_connect_is_closed(
         door.connect_timeout_s = CONNECT_TIMEOUT_S
     assert engine.refused.get("connect_timeout", 0) == before + 1
     good_still_works(engine, good)
+
+
+def test_a_client_silent_for_one_and_a_half_keep_alives_is_closed(
+    engine: Engine, good: Client
+) -> None:
+    """[MQTT-3.1.2-24]: nothing for 1.5 x keep-alive (here 1 s) closes the connection."""
+    before = engine.refused.get("keep_alive_timeout", 0)
+    raw = Raw(engine.port, client_id=b"silent", keep_alive_s=1)
+    try:
+        started = time.monotonic()
+        assert raw.closed_by_broker(within_s=5.0)
+        assert 1.4 < time.monotonic() - started < 3.0
+    finally:
+        raw.close()
+    assert engine.refused.get("keep_alive_timeout", 0) == before + 1
+    good_still_works(engine, good)
+
+
+def test_a_client_that_pings_within_its_keep_alive_stays_connected(engine: Engine) -> None:
+    raw = Raw(engine.port, client_id=b"pinging", keep_alive_s=1)
+    try:
+        for _ in range(6):  # 3 s: twice the 1.5 s limit
+            time.sleep(0.5)
+            raw.send(b"\xc0\x00")  # PINGREQ
+            assert raw.recv_exactly(2) == b"\xd0\x00"  # PINGRESP: still connected
+        mid = publish(GOOD.encode(), reading("aq-fd-good", float(next(_value))), qos=1, packet_id=7)
+        raw.send(mid)
+        assert raw.recv_exactly(4) == b"\x40\x02\x00\x07"  # PUBACK after the commit
+    finally:
+        raw.close()
 
 
 def test_mqtt5_connect_gets_connack_unacceptable_protocol(engine: Engine) -> None:
