@@ -101,7 +101,6 @@ class RecordBatcher:
         self._bytes = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.records_sent = 0
         self._partitions: dict[bytes, tuple[int, int]] = {}  # murmur2 is pure Python
 
     def start(self) -> None:
@@ -173,7 +172,6 @@ class RecordBatcher:
             part: producer.send(self._topic, value=pack_encoded(values), partition=part)
             for part, values in by_partition.items()
         }
-        self.records_sent += len(futures)
         for p, parts in zip(pending, touched, strict=True):
             if p.qos > 0:
                 mine = [futures[part] for part in parts]
