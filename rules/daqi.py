@@ -122,13 +122,62 @@ class DaqiResult:
     per_pollutant: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
+# Every finite double is a whole number of 2**-1074 (the smallest subnormal), so a sum of
+# samples is kept exactly as an integer count of those units: one shift and one integer add
+# per sample, where a Fraction sum normalised (two gcds) on every add.
+_UNIT_BITS: Final = 1074
+
+
+def _units(value: float) -> int:
+    """``value`` in units of 2**-1074, exactly."""
+    numerator, denominator = value.as_integer_ratio()  # the denominator is a power of two
+    return numerator << (_UNIT_BITS + 1 - denominator.bit_length())
+
+
 @dataclass(slots=True)
 class _Bucket:
-    """One period's exact sum (so any add order gives the same mean) and its sample count."""
+    """One period's exact sum (so any add order gives the same mean) and its sample count.
 
-    total: Fraction = field(default_factory=Fraction)
+    A bucket read from JSON keeps its "n/d" text and parses it only when it is added to or
+    averaged: a state is loaded and saved with every batch, and most buckets of a 24-hour
+    window are only carried from one batch to the next.
+    """
+
+    units: int | None = 0  # the exact sum in 2**-1074 units; None: not parsed from ``text``
     n: int = 0
     seen: set[int] | None = None  # sample offsets (µs) in the bucket, when repeats are dropped
+    text: str | None = None  # the sum as an exact "n/d" string, while it is known
+
+    @classmethod
+    def parsed(cls, text: str, n: int) -> _Bucket:
+        """A bucket from its stored sum (``to_text`` output) and sample count."""
+        return cls(None, n, None, text)
+
+    def add(self, value: float) -> None:
+        """Add one sample's value."""
+        self.units = self.sum_units() + _units(value)
+        self.n += 1
+        self.text = None
+
+    def sum_units(self) -> int:
+        """The exact sum in 2**-1074 units."""
+        if self.units is None:
+            total = Fraction(str(self.text))
+            scale, rest = divmod(1 << _UNIT_BITS, total.denominator)
+            if rest:
+                raise ValueError(f"not a sum of doubles: {self.text!r}")
+            self.units = total.numerator * scale
+        return self.units
+
+    def to_text(self) -> str:
+        """The exact sum as a reduced "n/d" string (what ``str(Fraction)`` writes)."""
+        if self.text is None:
+            self.text = str(Fraction(self.sum_units(), 1 << _UNIT_BITS))
+        return self.text
+
+    def mean(self) -> float:
+        """The exact mean, rounded once to the nearest double (int / int is correctly rounded)."""
+        return self.sum_units() / (self.n << _UNIT_BITS)
 
 
 def _micros(t: datetime) -> int:
@@ -154,8 +203,7 @@ def _add(
         if offset in bucket.seen:  # same instant again: a redelivered reading, first one wins
             return False
         bucket.seen.add(offset)
-    bucket.n += 1
-    bucket.total += Fraction(value)
+    bucket.add(value)
     return True
 
 
@@ -170,7 +218,7 @@ def _mean(bucket: _Bucket | None, expected: int) -> float | None:
     """Exact mean of a bucket, ``None`` below 75 % data capture (4·n >= 3·expected)."""
     if bucket is None or 4 * bucket.n < 3 * expected:
         return None
-    return float(bucket.total / bucket.n)
+    return bucket.mean()
 
 
 def _means(buckets: dict[int, _Bucket], expected: int) -> dict[datetime, float]:
@@ -339,7 +387,7 @@ class DaqiState:
             "expected_interval_s": self.expected_interval_s,
             "horizon_us": self._horizon,
             "buckets": {
-                p: [[s, str(b.total), b.n] for s, b in sorted(buckets.items())]
+                p: [[s, b.to_text(), b.n] for s, b in sorted(buckets.items())]
                 for p, buckets in self._buckets.items()
             },
         }
@@ -356,7 +404,7 @@ class DaqiState:
         for p, rows in data["buckets"].items():
             _averaging(p)
             state._buckets[p] = {
-                int(s): _Bucket(Fraction(total), len(set(n)) if version == 1 else int(n))
+                int(s): _Bucket.parsed(str(total), len(set(n)) if version == 1 else int(n))
                 for s, total, n in rows
             }
         return state

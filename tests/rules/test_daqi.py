@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -295,3 +296,26 @@ def test_a_version_1_state_with_offsets_reads_as_counts() -> None:
     assert restored.to_json() == v2
     with pytest.raises(ValueError, match="version"):
         DaqiState.from_json({**v2, "version": 3})
+
+
+def test_stored_sums_are_the_exact_fraction_sums_of_the_samples() -> None:
+    """Sums kept as integers of 2**-1074 write the same "n/d" text as summing Fractions
+    (the state format before them), and a mean is that exact fraction rounded once."""
+    rng = random.Random(11)
+    values = [rng.uniform(0, 500) for _ in range(300)]
+    values += [0.1, 1e-300, 5e-324, 2.0**-1074 * 3, 1e300, 123456.789, 0.0, -0.0]
+    state = DaqiState(10)
+    for k, v in enumerate(values):  # one bucket: all in the same hour
+        state.add("no2", T0 + timedelta(seconds=k), v)
+    [[_start, text, n]] = state.to_json()["buckets"]["no2"]
+    exact = sum((Fraction(v) for v in values), Fraction(0))
+    assert (text, n) == (str(exact), len(values))
+    no2 = state.evaluate(T0 + timedelta(hours=1)).per_pollutant["no2"]
+    assert no2[0] == float(exact / len(values))
+    restored = DaqiState.from_json(json.loads(json.dumps(state.to_json())))
+    restored.add("no2", T0 + timedelta(seconds=len(values)), 0.3)
+    [[_start, text2, _n]] = restored.to_json()["buckets"]["no2"]
+    assert text2 == str(exact + Fraction(0.3))
+    bad = {**state.to_json(), "buckets": {"no2": [[_start, "1/3", 1]]}}
+    with pytest.raises(ValueError, match="not a sum of doubles"):
+        DaqiState.from_json(bad).add("no2", T0, 1.0)
