@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -20,9 +20,22 @@ from storage.connection import Reconnecting
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class BatchWork(Protocol):
+    """What an :data:`InsertedHook` leaves to do after its reads, in the same transaction."""
+
+    def compute(self) -> None:
+        """Work without the database: runs while it refreshes the batch's aggregates."""
+
+    def finish(self, cur: psycopg.Cursor[Any]) -> Any:
+        """Writes, once the aggregates are refreshed."""
+
+
 # Called inside the batch's transaction with the readings this batch actually inserted
-# (replayed duplicates excluded), e.g. to run detectors and save alerts atomically.
-InsertedHook = Callable[[psycopg.Cursor[Any], list[Reading]], None]
+# (replayed duplicates excluded), e.g. to run detectors and save alerts atomically. It does
+# its reads and returns the rest as a BatchWork (or None when there is nothing left).
+InsertedHook = Callable[[psycopg.Cursor[Any], list[Reading]], BatchWork | None]
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS readings_stage (
@@ -110,13 +123,37 @@ def apply_stage(cur: psycopg.Cursor, *, maintain_rollups: bool) -> tuple[int, in
     PostgreSQL, where they are tables; on TimescaleDB they are continuous aggregates).
     The inserted rows are left in ``readings_new`` until the next batch.
     """
+    inserted = insert_staged(cur)
+    return inserted, refresh_aggregates(cur, maintain_rollups=maintain_rollups)
+
+
+def insert_staged(cur: psycopg.Cursor) -> int:
+    """Insert the staged batch's new readings (into ``readings_new`` too); returns how many."""
     row = cur.execute(_INSERT_RAW).fetchone()
-    inserted = int(row[0]) if row else 0
-    cur.execute(_REFRESH_1M)
-    refreshed = cur.rowcount
-    if maintain_rollups:
-        rollups.refresh_touched(cur)
-    return inserted, refreshed
+    return int(row[0]) if row else 0
+
+
+def refresh_aggregates(
+    cur: psycopg.Cursor, *, maintain_rollups: bool, during: Callable[[], None] | None = None
+) -> int:
+    """Merge ``readings_new`` into the one-minute aggregates (and the rollups when
+    ``maintain_rollups``); returns the minutes refreshed.
+
+    ``during`` runs while the database executes them: the statements go out in pipeline
+    mode, without waiting for each other's results, and are waited for after it returns.
+    """
+    if during is None:
+        refreshed = cur.execute(_REFRESH_1M).rowcount
+        if maintain_rollups:
+            rollups.refresh_touched(cur)
+        return refreshed
+    with cur.connection.cursor() as minutes:
+        with cur.connection.pipeline():
+            minutes.execute(_REFRESH_1M)
+            if maintain_rollups:
+                rollups.refresh_touched(cur)
+            during()
+        return minutes.rowcount  # its result is in once the pipeline is left
 
 
 _LONG_NUMBER = re.compile(rb"\d{19}")  # orjson reads integers beyond 64 bits as floats
@@ -165,7 +202,9 @@ class ReadingStore:
     ) -> WriteResult:
         """Store ``readings`` (duplicates skipped) and refresh their one-minute aggregates.
 
-        ``on_inserted`` runs in the same transaction with the newly inserted readings only.
+        ``on_inserted`` runs in the same transaction with the newly inserted readings only,
+        before the aggregates are refreshed; the work it returns computes while the database
+        refreshes them and finishes after.
         """
         if not readings:
             return WriteResult(0, 0, 0)
@@ -186,9 +225,15 @@ class ReadingStore:
                         )
                     )
             maintain = self._maintains_rollups(cur)
-            inserted, refreshed = apply_stage(cur, maintain_rollups=maintain)
+            inserted = insert_staged(cur)
+            work = None
             if on_inserted is not None and inserted:
-                on_inserted(cur, self._inserted(cur, readings, inserted))
+                work = on_inserted(cur, self._inserted(cur, readings, inserted))
+            refreshed = refresh_aggregates(
+                cur, maintain_rollups=maintain, during=work.compute if work else None
+            )
+            if work is not None:
+                work.finish(cur)
         return WriteResult(len(readings), inserted, refreshed)
 
     @staticmethod

@@ -44,7 +44,7 @@ from rules.detectors import (
 )
 from rules.detectors.health import impossible_value_signals
 from rules.detectors.replay import new_signals, replay, starting_snapshot
-from rules.detectors.runner import CHECKPOINT_EVERY_S, Snapshot
+from rules.detectors.runner import CHECKPOINT_EVERY_S, DetectorRun, Snapshot
 from rules.thresholds import Thresholds, parse_thresholds
 from sensors.reading import Reading
 from storage import alerts_store as db
@@ -119,22 +119,38 @@ class Detection:
     ) -> list[Alert]:
         """Detect on the batch's newly inserted readings and save state and alerts.
 
-        A sensor's readings older than one its detector has seen (late) replay that
-        detector from a snapshot over the stored history (see :meth:`_replay_late`).
+        The three parts of :meth:`begin` in a row (the store runs the middle one while the
+        database refreshes the aggregates).
         """
+        batch = self.begin(cur, readings, now)
+        batch.compute()
+        return batch.finish(cur)
+
+    def begin(
+        self, cur: psycopg.Cursor[Any], readings: list[Reading], now: datetime
+    ) -> DetectionBatch:
+        """Read what detecting ``readings`` needs (detector states, sites): the batch's first
+        part; :meth:`DetectionBatch.compute` (pure, no database) and
+        :meth:`DetectionBatch.finish` (saves) follow in the same transaction."""
         db.lock_shared(cur)
         sensors = sorted({r.sensor_id for r in readings})
         states = self.states.load(cur, sensors)
-        sites = db.load_sites(cur, sensors)
-        run = run_detectors(
-            self.detectors,
-            states,
-            readings,
-            self.thresholds,
-            now,
-            every=self.snapshot_every_s,
-            sites=sites,
-        )
+        return DetectionBatch(self, readings, now, states, db.load_sites(cur, sensors))
+
+    def _finish(
+        self,
+        cur: psycopg.Cursor[Any],
+        readings: list[Reading],
+        now: datetime,
+        states: dict[StateKey, JsonDict],
+        sites: Sites,
+        run: DetectorRun,
+    ) -> list[Alert]:
+        """Save what a batch's detector run found: alerts, snapshots, late replays, states.
+
+        A sensor's readings older than one its detector has seen (late) replay that
+        detector from a snapshot over the stored history (see :meth:`_replay_late`).
+        """
         anchors = db.latest_alerts(
             cur, ((s.key[0], r) for s in run.snapshots for r in self._remembered(s.key))
         )
@@ -367,3 +383,42 @@ class Detection:
             logged.append((saved, before, after, event))
         db.enqueue_notifications(cur, events)
         db.record_transitions(cur, logged)
+
+
+class DetectionBatch:
+    """One batch's detection after its reads: ``compute`` runs the detectors (pure: it may
+    overlap the database's own work on the batch), ``finish`` saves what they found."""
+
+    def __init__(
+        self,
+        detection: Detection,
+        readings: list[Reading],
+        now: datetime,
+        states: dict[StateKey, JsonDict],
+        sites: Sites,
+    ) -> None:
+        self._detection, self._readings, self._now = detection, readings, now
+        self._states, self._sites = states, sites
+        self._run: DetectorRun | None = None
+
+    def compute(self) -> None:
+        """Run every detector over the batch (no database access)."""
+        d = self._detection
+        self._run = run_detectors(
+            d.detectors,
+            self._states,
+            self._readings,
+            d.thresholds,
+            self._now,
+            every=d.snapshot_every_s,
+            sites=self._sites,
+        )
+
+    def finish(self, cur: psycopg.Cursor[Any]) -> list[Alert]:
+        """Save alerts, snapshots, late replays and states (after ``compute``)."""
+        if self._run is None:
+            self.compute()
+        assert self._run is not None
+        return self._detection._finish(
+            cur, self._readings, self._now, self._states, self._sites, self._run
+        )

@@ -16,7 +16,7 @@ from sensors.deadletter import DeadLetter
 from sensors.reading import Reading
 from storage import ReadingStore, WriteResult, retry_while_unavailable
 from stream_processors.batch import DEFAULT_BATCH_READINGS, PoisonRecord, prepare_batches
-from stream_processors.detection import Detection
+from stream_processors.detection import Detection, DetectionBatch
 
 
 @dataclass(slots=True)
@@ -122,9 +122,12 @@ class ReadingPipeline:
             on_retry=count_retry,
         )
 
-    def _on_inserted(self, cur: psycopg.Cursor[Any], inserted: list[Reading]) -> None:
-        if self.detection is not None:
-            self.detection.on_inserted(cur, inserted, self._clock())
+    def _on_inserted(
+        self, cur: psycopg.Cursor[Any], inserted: list[Reading]
+    ) -> DetectionBatch | None:
+        if self.detection is None:
+            return None
+        return self.detection.begin(cur, inserted, self._clock())
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Run the wall-clock detection rules once; raises StoreUnavailable if the DB is down."""

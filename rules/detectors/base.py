@@ -60,6 +60,11 @@ class Conditions:
         """Whether ``rule`` is currently active for this sensor."""
         return self._active.get(rule, False)
 
+    def emits(self, rule: str, *, violated: bool, cleared: bool) -> bool:
+        """Whether :meth:`update` with these outcomes sends a signal (callers on the hot path
+        skip building its details when it does not)."""
+        return violated or (cleared and self._active.get(rule, False))
+
     def update(
         self,
         out: list[Signal],

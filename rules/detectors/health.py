@@ -61,15 +61,12 @@ class HealthDetector:
                 lag = (r.received_at - r.time).total_seconds()
                 delayed = cond.is_active("sensor_data_delayed")
                 opens = not delayed and lag > late_after
-                detail: dict[str, Any] = {"lag_s" if opens else "caught_up_lag_s": round(lag)}
-                cond.update(
-                    out,
-                    r,
-                    "sensor_data_delayed",
-                    violated=opens,
-                    cleared=lag <= back_within,
-                    **detail,
-                )
+                back = lag <= back_within
+                if cond.emits("sensor_data_delayed", violated=opens, cleared=back):
+                    detail: dict[str, Any] = {"lag_s" if opens else "caught_up_lag_s": round(lag)}
+                    cond.update(
+                        out, r, "sensor_data_delayed", violated=opens, cleared=back, **detail
+                    )
             if r.metric in flat_metrics:
                 prev = last.get(r.metric)
                 run = prev[1] + 1 if prev is not None and prev[0] == r.value else 1
@@ -78,16 +75,18 @@ class HealthDetector:
                     flat.append(r.metric)
                 elif run < need and r.metric in flat:
                     flat.remove(r.metric)
-                cond.update(
-                    out,
-                    r,
-                    "sensor_flatline",
-                    violated=r.metric in flat,
-                    cleared=not flat,
-                    metric=r.metric,
-                    value=r.value,
-                    run=run,
-                )
+                is_flat = r.metric in flat
+                if cond.emits("sensor_flatline", violated=is_flat, cleared=not flat):
+                    cond.update(
+                        out,
+                        r,
+                        "sensor_flatline",
+                        violated=is_flat,
+                        cleared=not flat,
+                        metric=r.metric,
+                        value=r.value,
+                        run=run,
+                    )
             elif r.metric == "battery":
                 cond.update(
                     out,

@@ -115,6 +115,54 @@ def test_packed_records_over_the_batch_limit_store_in_several_transactions(
         _assert_matches(_aggregates(conn), _numpy_truth(readings))
 
 
+class _Work:
+    """A hook's work that records what it saw: the connection mid-pipeline, the readings."""
+
+    def __init__(self, cur: psycopg.Cursor, inserted: list[Reading], fail: bool) -> None:
+        self._conn, self.inserted, self.fail = cur.connection, inserted, fail
+        self.pipeline_during: object = None
+        self.minutes_seen_by_finish: int | None = None
+
+    def compute(self) -> None:
+        self.pipeline_during = self._conn.pgconn.pipeline_status
+        if self.fail:
+            raise RuntimeError("a detector failed")
+
+    def finish(self, cur: psycopg.Cursor) -> None:
+        row = cur.execute("SELECT count(*) FROM readings_1m").fetchone()
+        self.minutes_seen_by_finish = row[0] if row else None
+
+
+def test_hook_work_computes_while_the_aggregates_refresh_in_the_same_transaction(
+    fresh_db: str,
+) -> None:
+    migrate(fresh_db)
+    readings = _readings(1_200, seed=21)
+    works: list[_Work] = []
+
+    def hook(cur: psycopg.Cursor, inserted: list[Reading]) -> _Work:
+        work = _Work(cur, inserted, fail=len(works) == 1)
+        works.append(work)
+        return work
+
+    store = ReadingStore(fresh_db)
+    result = store.write(readings[:600], on_inserted=hook)
+    with pytest.raises(RuntimeError, match="a detector failed"):
+        store.write(readings[600:], on_inserted=hook)  # rolled back whole: readings too
+    replay = store.write(readings, on_inserted=hook)  # half already stored: keys read back
+    store.close()
+    first, _failed, third = works
+    assert first.pipeline_during == psycopg.pq.PipelineStatus.ON
+    assert first.inserted == readings[:600] and third.inserted == readings[600:]
+    truth_first = _numpy_truth(readings[:600])
+    assert (result.inserted, result.minutes_refreshed) == (600, len(truth_first))
+    assert first.minutes_seen_by_finish == len(truth_first)  # finish runs after the refresh
+    assert (replay.received, replay.inserted) == (1_200, 600)
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (1_200,)
+        _assert_matches(_aggregates(conn), _numpy_truth(readings))
+
+
 def test_duplicate_keys_within_one_batch_keep_one_row(fresh_db: str) -> None:
     migrate(fresh_db)
     r = _readings(1, seed=5)[0]

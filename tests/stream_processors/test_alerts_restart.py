@@ -126,8 +126,15 @@ def test_kill9_and_replays_neither_lose_nor_duplicate_alerts(
     ]
     kills = 0
     for _ in range(4):
+        start = int(offset_path.read_text())
         proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
-        time.sleep(rng.uniform(0.8, 2.0))
+        # kill it mid-stream: once it has committed a batch, at a random point after
+        deadline = time.monotonic() + 30
+        while int(offset_path.read_text() or start) <= start and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is not None:
             break
         os.killpg(proc.pid, signal.SIGKILL)
