@@ -55,11 +55,7 @@ class WasteDetector:
             if r.metric == "fill_level":
                 self._fill(s, cond, out, r, t, params)
             elif r.metric == "temperature":
-                window = float(params["waste.fire_rise_window_s"])
-                temps = [p for p in s.get("temps", []) if t - p[0] <= window]
-                rise = r.value - min((p[1] for p in temps), default=r.value)
-                temps.append([t, r.value])
-                s["temps"] = temps
+                rise = self._rise(s, t, r.value, float(params["waste.fire_rise_window_s"]))
                 s["temp"] = r.value
                 hot = r.value >= float(params["waste.fire_temp_c"])
                 fast = rise >= float(params["waste.fire_rise_c"])
@@ -86,6 +82,23 @@ class WasteDetector:
             elif r.metric == "tilt":
                 cond.update(out, r, "bin_tilted", violated=r.value >= 0.5, cleared=r.value < 0.5)
         return s, out
+
+    @staticmethod
+    def _rise(s: JsonDict, t: float, value: float, window: float) -> float:
+        """``value`` above the lowest temperature of the last ``window`` seconds (0 if none
+        is lower), then ``value`` joins them.
+
+        ``temps`` keeps only the readings that can still be a window's minimum — each newer
+        and warmer than the one before it (a sliding-window minimum) — so the state stays a
+        few pairs long whatever the cadence. (A state that kept every reading reads the same.)
+        """
+        temps = [p for p in s.get("temps", []) if t - p[0] <= window]
+        rise = value - min((p[1] for p in temps), default=value)
+        while temps and temps[-1][1] >= value:
+            temps.pop()  # never a minimum again while this colder, newer reading is in window
+        temps.append([t, value])
+        s["temps"] = temps
+        return rise
 
     @staticmethod
     def _fill(

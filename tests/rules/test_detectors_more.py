@@ -142,3 +142,24 @@ def test_no2_hourly_exceedances_are_counted_and_critical_past_the_allowance() ->
     assert [s.severity for s in exc] == [None] * 18 + [Severity.CRITICAL] * 3
     none = run(air_day(5.0, hours_=5, no2=200.0))  # equal to the limit complies
     assert [s for s in none if s.rule == "no2_hourly_exceedance"] == []
+
+
+def test_fire_rise_is_the_value_above_the_window_minimum_whatever_the_state_keeps() -> None:
+    """The waste detector keeps only possible minima of the fire-rise window; each rise equals
+    the value less numpy's minimum of every earlier reading still in the window, and a state
+    that kept all of them (before the sliding minimum) gives the same rises."""
+    from rules.detectors.waste import WasteDetector
+
+    rng = random.Random(5)
+    times = np.cumsum(rng.choices([10.0] * 20 + [60.0, 900.0], k=600))
+    values = np.round([20 + 15 * np.sin(k / 40) + rng.gauss(0, 3) for k in range(600)], 2)
+    window = 1800.0
+    lean: dict = {}
+    full: dict = {"temps": []}
+    for k, (t, v) in enumerate(zip(times, values, strict=True)):
+        earlier = values[:k][times[:k] >= t - window]
+        truth = v - earlier.min() if earlier.size else 0.0  # below them all: negative
+        assert WasteDetector._rise(lean, float(t), float(v), window) == truth
+        assert WasteDetector._rise(dict(full), float(t), float(v), window) == truth
+        full["temps"] = [p for p in full["temps"] if t - p[0] <= window] + [[float(t), float(v)]]
+    assert len(full["temps"]) > 50 and len(lean["temps"]) < 20
