@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         mqtt_port=args.mqtt_port,
         database_url=args.database_url,
     )
-    report = run(cfg, step=lambda what: print(f"… {what}", file=sys.stderr))
+    with st.sigterm_as_exit():
+        report = run(cfg, step=lambda what: print(f"… {what}", file=sys.stderr))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

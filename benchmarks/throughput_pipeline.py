@@ -485,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         bridges=args.bridges,
         workers=args.workers,
     )
-    report = run(cfg, step=lambda what: print(f"… {what}", file=sys.stderr))
+    with st.sigterm_as_exit():
+        report = run(cfg, step=lambda what: print(f"… {what}", file=sys.stderr))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -47,6 +47,11 @@ def _shapes(text: str) -> tuple[int, ...]:
 
 
 def _run(module: Any, config: Any, as_json: bool) -> None:
+    with _module("throughput_stages").sigterm_as_exit():  # stop what it started on SIGTERM
+        _run_report(module, config, as_json)
+
+
+def _run_report(module: Any, config: Any, as_json: bool) -> None:
     if as_json:
         report = module.run(config)
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
