@@ -162,22 +162,43 @@ class _Bucket:
     def sum_units(self) -> int:
         """The exact sum in 2**-1074 units."""
         if self.units is None:
-            total = Fraction(str(self.text))
-            scale, rest = divmod(1 << _UNIT_BITS, total.denominator)
-            if rest:
-                raise ValueError(f"not a sum of doubles: {self.text!r}")
-            self.units = total.numerator * scale
+            self.units = _units_of_text(str(self.text))
         return self.units
 
     def to_text(self) -> str:
         """The exact sum as a reduced "n/d" string (what ``str(Fraction)`` writes)."""
         if self.text is None:
-            self.text = str(Fraction(self.sum_units(), 1 << _UNIT_BITS))
+            self.text = _text_of_units(self.sum_units())
         return self.text
 
     def mean(self) -> float:
         """The exact mean, rounded once to the nearest double (int / int is correctly rounded)."""
         return self.sum_units() / (self.n << _UNIT_BITS)
+
+
+def _text_of_units(units: int) -> str:
+    """``str(Fraction(units, 2**1074))`` without a gcd: the denominator is a power of two,
+    so reducing is dropping the numerator's trailing zero bits."""
+    if units == 0:
+        return "0"
+    shift = min((units & -units).bit_length() - 1, _UNIT_BITS)
+    numerator, denominator = units >> shift, 1 << (_UNIT_BITS - shift)
+    return str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+
+
+def _units_of_text(text: str) -> int:
+    """The inverse of :func:`_text_of_units` (any exact fraction text whose denominator
+    divides 2**1074; e.g. a state written with ``str(Fraction)``)."""
+    numerator, _, denominator = text.partition("/")
+    try:
+        n, d = int(numerator), int(denominator or 1)
+    except ValueError:
+        total = Fraction(text)  # another exact form Fraction reads ("1.5", "3e-2")
+        n, d = total.numerator, total.denominator
+    scale, rest = divmod(1 << _UNIT_BITS, d) if d > 0 else (0, 1)
+    if rest:
+        raise ValueError(f"not a sum of doubles: {text!r}")
+    return n * scale
 
 
 def _micros(t: datetime) -> int:

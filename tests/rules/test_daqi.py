@@ -319,3 +319,19 @@ def test_stored_sums_are_the_exact_fraction_sums_of_the_samples() -> None:
     bad = {**state.to_json(), "buckets": {"no2": [[_start, "1/3", 1]]}}
     with pytest.raises(ValueError, match="not a sum of doubles"):
         DaqiState.from_json(bad).add("no2", T0, 1.0)
+
+
+def test_sum_text_is_what_fraction_writes_and_reads_back() -> None:
+    from rules.daqi import _text_of_units, _units_of_text
+
+    rng = random.Random(12)
+    unit = Fraction(1, 2**1074)
+    cases = [0, 1, -1, 2**1074, -(2**1074) * 3, 2**1100 + 2**1074]
+    cases += [rng.randrange(-(2**1200), 2**1200) << rng.randrange(0, 1200) for _ in range(300)]
+    for units in cases:
+        text = _text_of_units(units)
+        assert text == str(units * unit)
+        assert _units_of_text(text) == units
+    assert _units_of_text("1.5") == 3 * 2**1073  # any exact form Fraction reads
+    with pytest.raises(ValueError, match="not a sum of doubles"):
+        _units_of_text("2/3")
