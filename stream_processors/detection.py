@@ -75,7 +75,7 @@ class DetectionStats:
 
 
 class Detection:
-    """Runs inside the readings transaction (``on_inserted``) and in ``tick``.
+    """Runs inside the readings transaction (:meth:`begin`, then its batch) and in ``tick``.
 
     Both engines get it through :class:`ReadingPipeline`; state and alerts commit with the
     batch, so a crash at any point leaves them consistent with the stored readings.
@@ -110,21 +110,6 @@ class Detection:
         if thresholds_file:
             return cls.from_file(thresholds_file, late_horizon_s=late_horizon_s)
         return cls(late_horizon_s=late_horizon_s)
-
-    def on_inserted(
-        self,
-        cur: psycopg.Cursor[Any],
-        readings: list[Reading],
-        now: datetime,
-    ) -> list[Alert]:
-        """Detect on the batch's newly inserted readings and save state and alerts.
-
-        The three parts of :meth:`begin` in a row (the store runs the middle one while the
-        database refreshes the aggregates).
-        """
-        batch = self.begin(cur, readings, now)
-        batch.compute()
-        return batch.finish(cur)
 
     def begin(
         self, cur: psycopg.Cursor[Any], readings: list[Reading], now: datetime

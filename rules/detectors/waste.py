@@ -85,8 +85,8 @@ class WasteDetector:
 
     @staticmethod
     def _rise(s: JsonDict, t: float, value: float, window: float) -> float:
-        """``value`` above the lowest temperature of the last ``window`` seconds (0 if none
-        is lower), then ``value`` joins them.
+        """``value`` less the lowest temperature of the last ``window`` seconds (0 when there
+        is none, negative when ``value`` is below them all), then ``value`` joins them.
 
         ``temps`` keeps only the readings that can still be a window's minimum — each newer
         and warmer than the one before it (a sliding-window minimum) — so the state stays a
