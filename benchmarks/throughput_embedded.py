@@ -107,6 +107,7 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
         "machine": st.machine(),
         "sensors": cfg.sensors,
         "clients": cfg.clients,
+        "window": cfg.window,
         "duration_s": cfg.duration_s,
         "shapes": [],
     }
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe-readings", type=int, default=30_000)
     ap.add_argument("--sensors", type=int, default=300)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument(
+        "--window", type=int, default=100, help="unacknowledged messages per connection"
+    )
     ap.add_argument("--mqtt-port", type=int, help="a running engine's broker port")
     ap.add_argument("--database-url", help="its database (with --mqtt-port)")
     ap.add_argument("--json", action="store_true")
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         probe_readings=args.probe_readings,
         sensors=args.sensors,
         clients=args.clients,
+        window=args.window,
         mqtt_port=args.mqtt_port,
         database_url=args.database_url,
     )

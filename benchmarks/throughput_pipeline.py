@@ -81,6 +81,7 @@ def run(cfg: Config, step: st.Step = st.no_step) -> dict[str, Any]:
         "machine": st.machine(),
         "sensors": cfg.sensors,
         "clients": cfg.clients,
+        "window": cfg.window,
         "bridges": cfg.bridges,
         "workers": cfg.workers,
         "duration_s": cfg.duration_s,
@@ -472,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe-readings", type=int, default=30_000)
     ap.add_argument("--sensors", type=int, default=300)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument(
+        "--window", type=int, default=100, help="unacknowledged messages per connection"
+    )
     ap.add_argument("--bridges", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--json", action="store_true")
@@ -482,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         probe_readings=args.probe_readings,
         sensors=args.sensors,
         clients=args.clients,
+        window=args.window,
         bridges=args.bridges,
         workers=args.workers,
     )

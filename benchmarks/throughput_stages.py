@@ -755,6 +755,7 @@ def render(report: dict[str, Any], print_: Callable[[Any], None]) -> None:
         f"[bold]{report['engine']}[/] engine — {m['cpus']} CPUs, Python {m['python']}, "
         f"load average at start {m['load_average_at_start']}, {report['sensors']} sensors, "
         f"{report['clients']} publishing connections"
+        + (f", {report['window']} messages in flight each" if "window" in report else "")
     )
     for shape in report["shapes"]:
         n = shape["readings_per_message"]

@@ -26,6 +26,14 @@ ProbeReadings = Annotated[
 ]
 SensorCount = Annotated[int, typer.Option(min=1, help="Simulated sensors (the simulator's mix)")]
 Clients = Annotated[int, typer.Option(min=1, help="Publishing MQTT connections")]
+Window = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Messages each connection may have unacknowledged (the closed-loop capacity "
+        "phase is bounded by connections × window messages in flight)",
+    ),
+]
 
 
 def _module(name: str) -> Any:
@@ -87,6 +95,7 @@ def bench_embedded(
     probe_readings: ProbeReadings = 30_000,
     sensors: SensorCount = 300,
     clients: Clients = 16,
+    window: Window = 100,
     mqtt_port: Annotated[
         int | None, typer.Option(help="A running engine's MQTT port (with --database-url)")
     ] = None,
@@ -106,6 +115,7 @@ def bench_embedded(
         probe_readings=probe_readings,
         sensors=sensors,
         clients=clients,
+        window=window,
         mqtt_port=mqtt_port,
         database_url=database_url,
     )
@@ -121,6 +131,7 @@ def bench_pipeline(
     probe_readings: ProbeReadings = 30_000,
     sensors: SensorCount = 300,
     clients: Clients = 16,
+    window: Window = 100,
     bridges: Annotated[int, typer.Option(min=1, help="Bridge processes")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Faust worker processes")] = 1,
     mqtt_url: Annotated[str | None, typer.Option(help="A running Mosquitto")] = None,
@@ -140,6 +151,7 @@ def bench_pipeline(
         probe_readings=probe_readings,
         sensors=sensors,
         clients=clients,
+        window=window,
         bridges=bridges,
         workers=workers,
         mqtt_url=mqtt_url,

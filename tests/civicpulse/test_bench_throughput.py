@@ -22,11 +22,12 @@ def test_bench_embedded_json_has_every_stage_and_the_end_to_end_figures() -> Non
     app = typer.Typer()
     app.add_typer(bench, name="bench")
     args = ["bench", "embedded", "--shapes", "6", "--duration", "2", "--probe-readings", "600"]
-    args += ["--sensors", "12", "--clients", "2", "--json"]
+    args += ["--sensors", "12", "--clients", "2", "--window", "3", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["engine"] == "embedded"
+    assert (report["clients"], report["window"]) == (2, 3)  # at most 6 messages in flight
     (shape,) = report["shapes"]
     assert shape["readings_per_message"] == 6
     assert {s["stage"] for s in shape["stages"]} == STAGES
