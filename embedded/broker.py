@@ -12,8 +12,10 @@ from typing import Any
 from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
+from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import INCOMING
+from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.publish import PublishPacket
 from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage
 
@@ -117,7 +119,21 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
                 except NotStored as exc:
                     log.debug("not acknowledging %s: %s", app_message.topic, exc)
                     return
+                if app_message.qos in (QOS_0, QOS_1) and self.broker.nobody_to_deliver_to(
+                    app_message
+                ):
+                    await self._acknowledge(app_message)
+                    return
         await super()._handle_message_flow(app_message)
+
+    async def _acknowledge(self, app_message: IncomingApplicationMessage) -> None:
+        """amqtt's QoS 0 / QoS 1 incoming flow without queueing the message for delivery:
+        PUBACK (QoS 1) and nothing else, as when it is delivered to no one."""
+        if app_message.qos == QOS_1:
+            puback = PubackPacket.build(app_message.packet_id)
+            await self._send_packet(puback)
+            app_message.puback_packet = puback
+        self.broker.undelivered += 1
 
     async def _may_publish(self, topic: str) -> bool:
         """The broker's own publish check (``Broker._topic_filtering``), asked up front."""
@@ -151,6 +167,20 @@ class DurableBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         self._letters = letters
         self._letters_lock = asyncio.Lock()
         self.front_door = FrontDoor(max_packet_bytes, self._record if letters is not None else None)
+        self.undelivered = 0  # sensor messages acknowledged with no one subscribed to deliver to
+
+    def nobody_to_deliver_to(self, app_message: IncomingApplicationMessage) -> bool:
+        """Whether delivering ``app_message`` would be a no-op: no client subscribes to
+        anything and it is not retained (a retained message is kept for later subscribers).
+
+        amqtt would otherwise queue it for its session's delivery loop, check the publish
+        permission a second time, fire two plugin events and hand it to the broadcast loop,
+        one task each, only to match it against no subscription (py-spy, 2026-12-05: about a
+        tenth of the engine's busy time under 6-reading messages).
+        """
+        packet = app_message.publish_packet
+        retained = packet is not None and packet.retain_flag
+        return not retained and not any(self._subscriptions.values())
 
     async def _record(self, letter: DeadLetter, source_ref: str) -> None:
         if self._letters is None:

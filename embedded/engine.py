@@ -128,6 +128,11 @@ class EmbeddedEngine:
         return self._committer
 
     @property
+    def broker(self) -> DurableBroker | None:
+        """The embedded broker (None before :meth:`start`, or with an external broker)."""
+        return self._broker
+
+    @property
     def embedded_database(self) -> bool:
         """Whether the database is the embedded pgserver one."""
         return self._postgres is not None
