@@ -1,5 +1,6 @@
-"""The embedded MQTT broker (amqtt), changed three times: packets pass a front door, a publish is
-checked against the topic plugins first, and a sensor message is acknowledged only once stored."""
+"""The embedded MQTT broker (amqtt), changed: packets pass a front door, a publish is checked
+against the topic plugins first, a sensor message is acknowledged only once stored, and not
+queued for delivery when no one subscribes."""
 
 from __future__ import annotations
 
@@ -43,8 +44,10 @@ class DurableHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is u
     and sends PUBACK at once, so a crash after the PUBACK loses a message the device has
     already forgotten. Here a message under ``civicpulse/`` is first routed and committed to
     the database (group commit, see :class:`GroupCommitter`); only then does amqtt's own flow
-    run — queue for subscribers, then PUBACK (QoS 1) / PUBREC (QoS 2). If the commit cannot
-    happen (database down, engine stopping) nothing is acknowledged and the device retries.
+    run — queue for subscribers, then PUBACK (QoS 1) / PUBREC (QoS 2); or, when no client
+    subscribes to anything and the message is not retained, just the PUBACK
+    (:meth:`DurableBroker.nobody_to_deliver_to`). If the commit cannot happen (database
+    down, engine stopping) nothing is acknowledged and the device retries.
 
     amqtt also asks its topic plugins whether a client may publish only *after* that flow
     (in ``Broker._handle_message_delivery``): a refused QoS 1 publish would already be
